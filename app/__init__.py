@@ -1,0 +1,1 @@
+"""Rankery: collect human feedback and turn it into aligned language models."""

@@ -1,0 +1,209 @@
+"""/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
+from app.errors import NotFound
+from app.schemas import api
+from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
+from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
+from app.services import activity, imports, projects, prompts, queue, submissions, users
+
+ERRORS = {
+    401: {"description": "No valid API token"},
+    403: {"description": "The token's role may not do this"},
+    404: {"description": "Unknown (or someone else's) object"},
+    409: {"description": "Conflicts with the current state (e.g. the lease ran out)"},
+}
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+@router.get("/health", tags=["health"], response_model=api.Health, responses={401: {}, 403: {}})
+def health(session: SessionDep) -> api.Health:
+    session.execute(text("SELECT 1"))
+    return api.Health(status="ok")
+
+
+@router.get("/me", tags=["account"], response_model=api.UserOut)
+def me(user: ApiUser) -> api.UserOut:
+    return api.UserOut.model_validate(user)
+
+
+# --- Projects (read: everyone; write: admins) ---------------------------------------------------
+
+
+@router.get("/projects", tags=["projects"], response_model=list[api.ProjectOut])
+def list_projects(session: SessionDep, _user: ApiUser) -> list[api.ProjectOut]:
+    return [api.ProjectOut.model_validate(p) for p in projects.list_projects(session)]
+
+
+@router.get("/projects/{project_id}", tags=["projects"], response_model=api.ProjectOut)
+def get_project(project_id: int, session: SessionDep, _user: ApiUser) -> api.ProjectOut:
+    return api.ProjectOut.model_validate(projects.get_project(session, project_id))
+
+
+@router.post("/projects", tags=["admin"], response_model=api.ProjectOut, status_code=201)
+def create_project(
+    data: ProjectSettingsIn, session: SessionDep, _admin: ApiAdmin
+) -> api.ProjectOut:
+    return api.ProjectOut.model_validate(projects.create_project(session, data))
+
+
+@router.put("/projects/{project_id}", tags=["admin"], response_model=api.ProjectOut)
+def update_project(
+    project_id: int, data: ProjectSettingsIn, session: SessionDep, _admin: ApiAdmin
+) -> api.ProjectOut:
+    return api.ProjectOut.model_validate(projects.update_project(session, project_id, data))
+
+
+@router.post(
+    "/projects/{project_id}/ranking-items",
+    tags=["admin"],
+    response_model=api.ImportResult,
+    status_code=201,
+    summary="Bulk-add completions to rank (all or nothing)",
+)
+def add_ranking_items(
+    project_id: int, items: list[RankingItemIn], session: SessionDep, _admin: ApiAdmin
+) -> api.ImportResult:
+    project = projects.get_project(session, project_id)
+    created = imports.import_ranking_items(
+        session, project, list(enumerate(items, start=1)), unit="item"
+    )
+    return api.ImportResult(created=len(created), item_ids=[i.id for i in created])
+
+
+# --- Users and tokens (admins) ---------------------------------------------------------------
+
+
+@router.get("/users", tags=["admin"], response_model=list[api.UserOut])
+def list_users(session: SessionDep, _admin: ApiAdmin) -> list[api.UserOut]:
+    return [api.UserOut.model_validate(u) for u in users.list_users(session)]
+
+
+@router.post("/users", tags=["admin"], response_model=api.UserOut, status_code=201)
+def create_user(data: UserIn, session: SessionDep, _admin: ApiAdmin) -> api.UserOut:
+    return api.UserOut.model_validate(users.create_user(session, data))
+
+
+@router.patch("/users/{user_id}", tags=["admin"], response_model=api.UserOut)
+def set_user_active(
+    user_id: int, data: api.UserActiveIn, session: SessionDep, admin: ApiAdmin
+) -> api.UserOut:
+    return api.UserOut.model_validate(users.set_active(session, user_id, data.is_active, admin))
+
+
+@router.post(
+    "/users/{user_id}/tokens", tags=["admin"], response_model=api.TokenCreated, status_code=201
+)
+def create_token(
+    user_id: int, data: TokenIn, session: SessionDep, _admin: ApiAdmin
+) -> api.TokenCreated:
+    token, plaintext = users.create_token(session, users.get_user(session, user_id), data.name)
+    return api.TokenCreated(**api.TokenOut.model_validate(token).model_dump(), token=plaintext)
+
+
+@router.delete("/users/{user_id}/tokens/{token_id}", tags=["admin"], response_model=api.TokenOut)
+def revoke_token(
+    user_id: int, token_id: int, session: SessionDep, _admin: ApiAdmin
+) -> api.TokenOut:
+    return api.TokenOut.model_validate(users.revoke_token(session, token_id, user_id))
+
+
+# --- Labeling --------------------------------------------------------------------------------
+
+
+@router.get("/me/today", tags=["labeling"], response_model=api.TodayOut)
+def today(session: SessionDep, labeler: ApiLabeler) -> api.TodayOut:
+    return api.TodayOut(**activity.done_today(session, labeler.id))
+
+
+@router.get("/projects/{project_id}/waiting", tags=["labeling"], response_model=api.WaitingOut)
+def waiting(project_id: int, session: SessionDep, labeler: ApiLabeler) -> api.WaitingOut:
+    projects.get_project(session, project_id)
+    return api.WaitingOut(**queue.waiting_counts(session, project_id, labeler.id))
+
+
+@router.post(
+    "/projects/{project_id}/prompts",
+    tags=["labeling"],
+    response_model=api.PromptCreated,
+    status_code=201,
+)
+def create_prompt(
+    project_id: int, data: PromptIn, session: SessionDep, labeler: ApiLabeler, response: Response
+) -> api.PromptCreated:
+    project = projects.get_project(session, project_id)
+    prompt, created = prompts.create_prompt(session, project, labeler, data)
+    if not created:
+        response.status_code = 200
+    return api.PromptCreated(**api.PromptOut.model_validate(prompt).model_dump(), created=created)
+
+
+@router.post(
+    "/projects/{project_id}/tasks/next",
+    tags=["labeling"],
+    response_model=api.TaskOut,
+    responses={204: {"description": "Nothing is waiting for this labeler"}},
+    summary="Lease the next task of a kind (or get back the one already leased)",
+)
+def next_task(
+    project_id: int, kind: str, session: SessionDep, labeler: ApiLabeler
+) -> api.TaskOut | Response:
+    project = projects.get_project(session, project_id)
+    task = queue.next_task(session, project, labeler, kind)
+    if task is None:
+        return Response(status_code=204)
+    return _task_out(session, task)
+
+
+@router.get("/tasks/{task_id}", tags=["labeling"], response_model=api.TaskOut)
+def get_task(task_id: int, session: SessionDep, labeler: ApiLabeler) -> api.TaskOut:
+    return _task_out(session, queue.own_task(session, task_id, labeler))
+
+
+@router.post("/tasks/{task_id}/ranking", tags=["labeling"], response_model=api.RankingOut)
+def submit_ranking(
+    task_id: int, data: RankingIn, session: SessionDep, labeler: ApiLabeler
+) -> api.RankingOut:
+    return api.RankingOut.model_validate(
+        submissions.submit_ranking(session, task_id, labeler, data)
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/demonstration", tags=["labeling"], response_model=api.DemonstrationOut
+)
+def submit_demonstration(
+    task_id: int, data: DemonstrationIn, session: SessionDep, labeler: ApiLabeler
+) -> api.DemonstrationOut:
+    demonstration = submissions.submit_demonstration(session, task_id, labeler, data)
+    return api.DemonstrationOut.model_validate(demonstration)
+
+
+@router.post("/tasks/{task_id}/skip", tags=["labeling"], response_model=api.TaskStateOut)
+def skip_task(
+    task_id: int, data: SkipIn, session: SessionDep, labeler: ApiLabeler
+) -> api.TaskStateOut:
+    return api.TaskStateOut.model_validate(queue.skip_task(session, task_id, labeler, data))
+
+
+def _task_out(session: SessionDep, task) -> api.TaskOut:  # type: ignore[no-untyped-def]
+    view = queue.task_view(session, task)
+    if view is None:
+        raise NotFound(f"There is no task {task.id}.")
+    return api.TaskOut(
+        id=task.id,
+        kind=task.item.kind,
+        state=task.state,
+        project_id=task.item.project_id,
+        prompt_id=view.prompt.id,
+        prompt_text=view.prompt.render(),
+        prompt_kind=view.prompt.kind,
+        category=view.prompt.category,
+        language=view.prompt.language,
+        completions=[api.ShownCompletion(id=cid, text=t) for cid, t in view.completions],
+        served_at=task.served_at,
+        lease_expires_at=task.lease_expires_at,
+    )

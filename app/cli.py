@@ -1,0 +1,118 @@
+"""The `rankery` command line."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from app.config import get_settings
+from app.db import Database
+from app.errors import ServiceError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _db() -> Database:
+    return Database(get_settings().database_url)
+
+
+def _fail(exc: ServiceError) -> None:
+    raise click.ClickException(exc.message)
+
+
+@click.group(help="Rankery: human feedback for language models.")
+def main() -> None:
+    pass
+
+
+@main.command(help="Apply database migrations (Alembic) up to the newest.")
+def migrate() -> None:
+    from app.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    click.echo(f"Database is at the newest schema: {url}")
+
+
+@main.command("create-user", help="Create a user (password asked for, or read from stdin).")
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["admin", "labeler"]), default="labeler", show_default=True
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(username: str, role: str, password_stdin: bool) -> None:
+    from app.errors import validated
+    from app.schemas.admin import UserIn
+    from app.services.users import create_user as create
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _db().session() as session:
+        try:
+            user = create(
+                session,
+                validated(UserIn, {"username": username, "password": password, "role": role}),
+            )
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(f"Created {user.role} {user.username} (id {user.id}).")
+
+
+@main.command(help="Serve the web app and API.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
+
+
+@main.command(help="Fill an empty database with a small demo project and print its logins.")
+def demo() -> None:
+    from app.services.demo import load_demo
+
+    with _db().session() as session:
+        try:
+            logins = load_demo(session)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo("Demo project loaded. Log in at http://127.0.0.1:8000 with:")
+    for username, role, password in logins:
+        click.echo(f"  {username:<8} {role:<8} password: {password}")
+
+
+@main.group("import", help="Import data from files.")
+def import_() -> None:
+    pass
+
+
+@import_.command(
+    "completions", help="Import completions to rank from a JSONL file (all or nothing)."
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def import_completions(file: Path, project_id: int) -> None:
+    from app.services import imports, projects
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{file} is not UTF-8 text ({exc.reason}). Nothing was imported."
+        ) from None
+    with _db().session() as session:
+        try:
+            project = projects.get_project(session, project_id)
+            items = imports.import_ranking_items(
+                session, project, imports.parse_jsonl(text), unit="line"
+            )
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Imported {len(items)} ranking items into project {project_id}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Request dependencies: the database session, who is calling, and CSRF. A route declares who
+may call it through its parameter types (WebAdmin, ApiLabeler, ...)."""
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from app.models import User
+from app.services.users import user_for_token
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# --- Browser sessions -------------------------------------------------------------------
+
+
+class LoginRequired(Exception):
+    """Raised for anonymous page requests; the app answers with a redirect to the login page."""
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+async def verify_csrf(request: Request) -> None:
+    """Every state-changing browser request carries the session's token (form field or header)."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise HTTPException(
+            403, "The form's security token is missing or stale. Reload the page and try again."
+        )
+
+
+def _session_user(request: Request, session: SessionDep) -> User | None:
+    user_id = request.session.get("uid")
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+def web_user(request: Request, session: SessionDep) -> User:
+    user = _session_user(request, session)
+    if user is None:
+        request.session.pop("uid", None)
+        raise LoginRequired()
+    request.state.user = user
+    return user
+
+
+def _web_role(role: str):  # type: ignore[no-untyped-def]
+    def dependency(user: Annotated[User, Depends(web_user)]) -> User:
+        if user.role != role:
+            raise HTTPException(403, f"This page is for {role}s.")
+        return user
+
+    return dependency
+
+
+OptionalWebUser = Annotated[User | None, Depends(_session_user)]
+WebUser = Annotated[User, Depends(web_user)]
+WebAdmin = Annotated[User, Depends(_web_role("admin"))]
+WebLabeler = Annotated[User, Depends(_web_role("labeler"))]
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="An API token created by an admin.")
+
+
+def api_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    user = user_for_token(session, credentials.credentials) if credentials else None
+    if user is None:
+        raise HTTPException(
+            401, "A valid API token is required.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+def _api_role(role: str):  # type: ignore[no-untyped-def]
+    def dependency(user: Annotated[User, Depends(api_user)]) -> User:
+        if user.role != role:
+            raise HTTPException(403, f"This endpoint is for {role}s.")
+        return user
+
+    return dependency
+
+
+ApiUser = Annotated[User, Depends(api_user)]
+ApiAdmin = Annotated[User, Depends(_api_role("admin"))]
+ApiLabeler = Annotated[User, Depends(_api_role("labeler"))]
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form()
+
+
+# The parsed form, for sync routes whose fields are dynamic (rank_<id>, pair_query...).
+FormDep = Annotated[FormData, Depends(_form)]

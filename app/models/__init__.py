@@ -1,0 +1,31 @@
+"""SQLAlchemy models. Import from here so Alembic sees every table."""
+
+from app.db import Base
+from app.models.project import Project
+from app.models.user import ApiToken, LoginThrottle, User
+from app.models.work import (
+    Completion,
+    Demonstration,
+    Item,
+    Prompt,
+    Ranking,
+    RankingEntry,
+    Slot,
+    Task,
+)
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Completion",
+    "Demonstration",
+    "Item",
+    "LoginThrottle",
+    "Project",
+    "Prompt",
+    "Ranking",
+    "RankingEntry",
+    "Slot",
+    "Task",
+    "User",
+]

@@ -1,0 +1,156 @@
+"""What labelers produce and the queue that hands it out.
+
+An *item* is one unit of queued work on a prompt: write a demonstration for it, or rank the K
+completions attached to it. Each item has a fixed number of *slots* (annotations wanted); a
+*task* is one labeler's lease on one slot. A labeler has at most one task per item, ever.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+from app.models.base import utcnow
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("author_id", "submission_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    # Null for imported prompts, whose author is known only by external_user_id.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    external_user_id: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(16))
+    instruction: Mapped[str] = mapped_column(Text)
+    use_case: Mapped[str | None] = mapped_column(Text)
+    few_shot_pairs: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    submission_key: Mapped[str | None] = mapped_column(String(64))
+    time_spent_ms: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def render(self) -> str:
+        """The prompt as a model (and a demonstrating labeler) sees it."""
+        if self.kind != "few_shot" or not self.few_shot_pairs:
+            return self.instruction
+        shots = "\n\n".join(f"Q: {p['query']}\nA: {p['response']}" for p in self.few_shot_pairs)
+        return f"{self.instruction}\n\n{shots}"
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "demonstration" | "ranking"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    prompt: Mapped[Prompt] = relationship()
+    completions: Mapped[list["Completion"]] = relationship(order_by="Completion.position")
+
+
+class Completion(Base):
+    """A model's answer to rank. Its source is stored for training, never shown to labelers."""
+
+    __tablename__ = "completions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    position: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Slot(Base):
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("item_id", "index"),
+        Index("ix_slots_state_item", "state", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    index: Mapped[int]
+    state: Mapped[str] = mapped_column(String(8), default="open")  # open | leased | done
+    labeler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    lease_expires_at: Mapped[datetime | None]
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("item_id", "labeler_id"),
+        Index("ix_tasks_labeler_state", "labeler_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
+    labeler_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # active | submitted | skipped | expired (its slot went to someone else)
+    state: Mapped[str] = mapped_column(String(10), default="active")
+    # The per-labeler random order in which the completions were shown.
+    completion_order: Mapped[list[int] | None] = mapped_column(JSON)
+    served_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    skip_note: Mapped[str | None] = mapped_column(Text)
+
+    item: Mapped[Item] = relationship()
+
+
+class Ranking(Base):
+    """One labeler's ranking of one item's completions (rank 1 is best; equal ranks are ties)."""
+
+    __tablename__ = "rankings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    labeler_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    has_ties: Mapped[bool] = mapped_column(default=False)
+    all_bad: Mapped[bool] = mapped_column(default=False)
+    time_spent_ms: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    entries: Mapped[list["RankingEntry"]] = relationship(order_by="RankingEntry.rank")
+
+
+class RankingEntry(Base):
+    __tablename__ = "ranking_entries"
+    __table_args__ = (UniqueConstraint("ranking_id", "completion_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ranking_id: Mapped[int] = mapped_column(ForeignKey("rankings.id", ondelete="CASCADE"))
+    completion_id: Mapped[int] = mapped_column(ForeignKey("completions.id"))
+    rank: Mapped[int]
+    quality: Mapped[int | None]  # 1-7 Likert, overall quality
+    fails_instruction: Mapped[bool] = mapped_column(default=False)
+    hallucination: Mapped[bool] = mapped_column(default=False)
+    harmful: Mapped[bool] = mapped_column(default=False)
+    sexual_or_violent: Mapped[bool] = mapped_column(default=False)
+
+
+class Demonstration(Base):
+    """A labeler-written answer, stored as the whole conversation it completes."""
+
+    __tablename__ = "demonstrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    labeler_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Set when written for a demonstration task; a "better answer" from a ranking sets ranking_id.
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), unique=True)
+    ranking_id: Mapped[int | None] = mapped_column(ForeignKey("rankings.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "single" | "dialogue"
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    time_spent_ms: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Pydantic shapes for forms, the JSON API and imports (never SQLAlchemy models)."""

@@ -1,0 +1,1 @@
+"""Business rules. Each function takes a session; the one that defines a unit of work commits."""

@@ -1,0 +1,203 @@
+"""Handing out work: leases on item slots.
+
+A slot is claimed with a compare-and-set UPDATE (open, or leased with an expired lease), which
+is atomic on SQLite and PostgreSQL alike, so two labelers never hold the same slot. The unique
+(item, labeler) key on tasks means nobody is served the same item twice, even from two tabs.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, NotFound
+from app.models import Item, Project, Prompt, Slot, Task, User
+from app.models.base import utcnow
+from app.schemas.labeling import SkipIn
+
+ITEM_KINDS = ("ranking", "demonstration")
+CANDIDATES_PER_TRY = 16
+CLAIM_TRIES = 4
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Slot.state == "open", and_(Slot.state == "leased", Slot.lease_expires_at < now))
+
+
+def _available_to(labeler_id: int, project_id: int, kind: str, now: datetime):  # type: ignore[no-untyped-def]
+    """Slots this labeler may be served: not their own prompt, not an item they already had."""
+    return (
+        select(Slot.id, Slot.item_id)
+        .join(Item, Item.id == Slot.item_id)
+        .join(Prompt, Prompt.id == Item.prompt_id)
+        .where(
+            Item.project_id == project_id,
+            Item.kind == kind,
+            _claimable(now),
+            or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
+            ~exists().where(Task.item_id == Item.id, Task.labeler_id == labeler_id),
+        )
+    )
+
+
+def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[str, int]:
+    """How many items of each kind this labeler could be served now."""
+    now = utcnow()
+    counts = {}
+    for kind in ITEM_KINDS:
+        slots = _available_to(labeler_id, project_id, kind, now).subquery()
+        counts[kind] = session.scalar(select(func.count(func.distinct(slots.c.item_id)))) or 0
+    return counts
+
+
+def next_task(session: Session, project: Project, labeler: User, kind: str) -> Task | None:
+    """The labeler's open task of this kind, or a newly leased one; None when nothing waits."""
+    if kind not in ITEM_KINDS:
+        raise NotFound(f"There is no task kind {kind!r}.")
+    if resumed := _resume(session, project, labeler, kind):
+        return resumed
+    for _ in range(CLAIM_TRIES):
+        now = utcnow()
+        candidates = session.execute(
+            _available_to(labeler.id, project.id, kind, now)
+            .order_by(Slot.item_id, Slot.index)
+            .limit(CANDIDATES_PER_TRY)
+        ).all()
+        if not candidates:
+            session.rollback()
+            return None
+        random.shuffle(candidates)  # spread concurrent labelers over the head of the queue
+        for slot_id, item_id in candidates:
+            task = _try_claim(session, project, labeler, slot_id, item_id, now)
+            if task is not None:
+                return task
+    return None
+
+
+def _try_claim(
+    session: Session, project: Project, labeler: User, slot_id: int, item_id: int, now: datetime
+) -> Task | None:
+    expires = now + timedelta(seconds=project.lease_seconds)
+    claimed = session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, _claimable(now))
+        .values(state="leased", labeler_id=labeler.id, lease_expires_at=expires)
+        .returning(Slot.id)
+    ).first()
+    if claimed is None:
+        return None
+    # Whoever held this slot before let the lease run out: their task is over.
+    session.execute(
+        update(Task)
+        .where(Task.slot_id == slot_id, Task.state == "active")
+        .values(state="expired", finished_at=now)
+    )
+    item = session.get(Item, item_id)
+    assert item is not None
+    order = [c.id for c in item.completions]
+    random.shuffle(order)
+    task = Task(
+        item_id=item_id,
+        slot_id=slot_id,
+        labeler_id=labeler.id,
+        completion_order=order or None,
+        served_at=now,
+        lease_expires_at=expires,
+    )
+    session.add(task)
+    try:
+        session.commit()
+    except IntegrityError:
+        # This labeler claimed the same item in a concurrent request: give the slot back.
+        session.rollback()
+        return None
+    return task
+
+
+def _resume(session: Session, project: Project, labeler: User, kind: str) -> Task | None:
+    """Serve the labeler's unfinished task again (reloaded page, second tab), renewing its lease."""
+    task = session.scalar(
+        select(Task)
+        .join(Item, Item.id == Task.item_id)
+        .where(
+            Task.labeler_id == labeler.id,
+            Task.state == "active",
+            Item.project_id == project.id,
+            Item.kind == kind,
+        )
+        .order_by(Task.id.desc())
+        .limit(1)
+    )
+    if task is None:
+        return None
+    now = utcnow()
+    if task.lease_expires_at > now:
+        return task
+    expires = now + timedelta(seconds=project.lease_seconds)
+    renewed = session.execute(
+        update(Slot)
+        .where(Slot.id == task.slot_id, Slot.state == "leased", Slot.labeler_id == labeler.id)
+        .values(lease_expires_at=expires)
+    ).rowcount
+    if renewed:
+        task.lease_expires_at = expires
+    else:
+        task.state, task.finished_at = "expired", now
+    session.commit()
+    return task if renewed else None
+
+
+def own_task(session: Session, task_id: int, labeler: User) -> Task:
+    """The labeler's task; another labeler's task is reported as missing, not as forbidden."""
+    task = session.get(Task, task_id)
+    if task is None or task.labeler_id != labeler.id:
+        raise NotFound(f"There is no task {task_id} for you.")
+    return task
+
+
+def skip_task(session: Session, task_id: int, labeler: User, data: SkipIn) -> Task:
+    """Record the skip and give the slot back to the pool for someone else."""
+    task = own_task(session, task_id, labeler)
+    if task.state == "skipped":
+        return task
+    if task.state != "active":
+        raise Conflict(f"This task is already {task.state}; there is nothing to skip.")
+    now = utcnow()
+    done = session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.state == "active")
+        .values(state="skipped", finished_at=now, skip_reason=data.reason, skip_note=data.note)
+    ).rowcount
+    if done:
+        session.execute(
+            update(Slot)
+            .where(Slot.id == task.slot_id, Slot.state == "leased", Slot.labeler_id == labeler.id)
+            .values(state="open", labeler_id=None, lease_expires_at=None)
+        )
+    session.commit()
+    session.refresh(task)
+    if task.state != "skipped":
+        raise Conflict(f"This task is already {task.state}; there is nothing to skip.")
+    return task
+
+
+@dataclass
+class TaskView:
+    """What a labeler sees of a task: never the completions' sources."""
+
+    task: Task
+    prompt: Prompt
+    completions: list[tuple[int, str]]  # (completion id, text), in this labeler's order
+
+
+def task_view(session: Session, task: Task) -> TaskView:
+    item = task.item
+    texts = {c.id: c.text for c in item.completions}
+    return TaskView(
+        task=task,
+        prompt=item.prompt,
+        completions=[(cid, texts[cid]) for cid in task.completion_order or []],
+    )

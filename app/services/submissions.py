@@ -1,0 +1,170 @@
+"""Storing a labeler's answer to a task: once, transactionally, and only while they hold it."""
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput
+from app.models import Demonstration, Item, Project, Ranking, RankingEntry, Slot, Task, User
+from app.models.base import utcnow
+from app.schemas.labeling import FLAGS, DemonstrationIn, RankingIn
+from app.services.queue import own_task
+
+LEASE_LOST = (
+    "Your lease on this task ran out and it went to another labeler, so this answer was not "
+    "stored. Copy anything you want to keep, then take the next task."
+)
+
+
+def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingIn) -> Ranking:
+    """Store the ranking for a task; a repeated submission returns the stored one unchanged."""
+    task = own_task(session, task_id, labeler)
+    if task.item.kind != "ranking":
+        raise InvalidInput("This task asks for a demonstration, not a ranking.")
+    if task.state == "submitted":
+        return _stored(session, Ranking, task.id)
+    _check_ranking(session, task, data)
+    now = _finish(session, task, labeler)
+    if now is None:
+        return _stored(session, Ranking, task.id)
+    ranks = _dense(data)
+    ranking = Ranking(
+        task_id=task.id,
+        item_id=task.item_id,
+        labeler_id=labeler.id,
+        has_ties=len(set(ranks.values())) < len(ranks),
+        all_bad=data.all_bad,
+        time_spent_ms=_elapsed_ms(task, now),
+        created_at=now,
+    )
+    ranking.entries = [
+        RankingEntry(
+            completion_id=j.completion_id,
+            rank=ranks[j.completion_id],
+            quality=j.quality,
+            **{flag: flag in j.flags for flag in FLAGS},
+        )
+        for j in data.judgements
+    ]
+    session.add(ranking)
+    if data.better_answer:
+        session.flush()
+        session.add(
+            Demonstration(
+                prompt_id=task.item.prompt_id,
+                labeler_id=labeler.id,
+                ranking_id=ranking.id,
+                kind="single",
+                messages=_conversation(task, [("assistant", data.better_answer)]),
+                time_spent_ms=ranking.time_spent_ms,
+                created_at=now,
+            )
+        )
+    session.commit()
+    return ranking
+
+
+def submit_demonstration(
+    session: Session, task_id: int, labeler: User, data: DemonstrationIn
+) -> Demonstration:
+    """Store a demonstration for a task; a repeated submission returns the stored one."""
+    task = own_task(session, task_id, labeler)
+    if task.item.kind != "demonstration":
+        raise InvalidInput("This task asks for a ranking, not a demonstration.")
+    if task.state == "submitted":
+        return _stored(session, Demonstration, task.id)
+    _check_open(task)
+    now = _finish(session, task, labeler)
+    if now is None:
+        return _stored(session, Demonstration, task.id)
+    turns = (
+        [("assistant", data.answer or "")]
+        if data.kind == "single"
+        else [(t.role, t.content) for t in data.turns]
+    )
+    demonstration = Demonstration(
+        prompt_id=task.item.prompt_id,
+        labeler_id=labeler.id,
+        task_id=task.id,
+        kind=data.kind,
+        messages=_conversation(task, turns),
+        time_spent_ms=_elapsed_ms(task, now),
+        created_at=now,
+    )
+    session.add(demonstration)
+    session.commit()
+    return demonstration
+
+
+def _check_open(task: Task) -> None:
+    if task.state == "expired":
+        raise Conflict(LEASE_LOST)
+    if task.state == "skipped":
+        raise Conflict("You skipped this task, so it cannot be submitted any more.")
+
+
+def _check_ranking(session: Session, task: Task, data: RankingIn) -> None:
+    _check_open(task)
+    shown = set(task.completion_order or [])
+    given = {j.completion_id for j in data.judgements}
+    if given != shown:
+        raise InvalidInput(
+            "The ranking must cover exactly the completions shown for this task "
+            f"({len(shown)} of them)."
+        )
+    project = session.get(Project, task.item.project_id)
+    assert project is not None
+    if not project.k_min <= len(shown) <= project.k_max:
+        raise InvalidInput(
+            f"This item has K = {len(shown)} completions, outside the project's range "
+            f"{project.k_min}..{project.k_max}."
+        )
+    if max(j.rank for j in data.judgements) > len(shown):
+        raise InvalidInput(f"Ranks go from 1 to {len(shown)}.")
+
+
+def _finish(session: Session, task: Task, labeler: User) -> datetime | None:
+    """Mark task and slot done and return the time; None if a concurrent copy of this
+    submission won the race (its result is stored); raise if the lease went to someone else."""
+    now = utcnow()
+    took_task = session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.state == "active")
+        .values(state="submitted", finished_at=now)
+    ).rowcount
+    if not took_task:
+        session.rollback()
+        session.refresh(task)
+        _check_open(task)
+        return None
+    took_slot = session.execute(
+        update(Slot)
+        .where(Slot.id == task.slot_id, Slot.state == "leased", Slot.labeler_id == labeler.id)
+        .values(state="done", lease_expires_at=None)
+    ).rowcount
+    if not took_slot:
+        session.rollback()
+        raise Conflict(LEASE_LOST)
+    return now
+
+
+def _stored(session: Session, model: type, task_id: int):  # type: ignore[no-untyped-def]
+    return session.scalar(select(model).where(model.task_id == task_id))
+
+
+def _conversation(task: Task, turns: list[tuple[str, str]]) -> list[dict[str, str]]:
+    item: Item = task.item
+    messages = [{"role": "user", "content": item.prompt.render()}]
+    messages += [{"role": role, "content": content} for role, content in turns]
+    return messages
+
+
+def _dense(data: RankingIn) -> dict[int, int]:
+    """Ranks renumbered 1, 2, 3... so that ties [1, 1, 3] and [1, 1, 2] mean the same."""
+    levels = {rank: i + 1 for i, rank in enumerate(sorted({j.rank for j in data.judgements}))}
+    return {j.completion_id: levels[j.rank] for j in data.judgements}
+
+
+def _elapsed_ms(task: Task, now: datetime) -> int:
+    return max(0, int((now - task.served_at).total_seconds() * 1000))

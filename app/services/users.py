@@ -1,0 +1,119 @@
+"""Accounts, logins and API tokens."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
+from app.models import ApiToken, LoginThrottle, User
+from app.models.base import utcnow
+from app.schemas.admin import UserIn
+from app.security import hash_api_token, hash_password, new_api_token, verify_password
+
+WRONG_LOGIN = "Wrong username or password."
+
+
+def create_user(session: Session, data: UserIn) -> User:
+    user = User(username=data.username, password_hash=hash_password(data.password), role=data.role)
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"The username {data.username!r} is taken.") from None
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.role, User.username)))
+
+
+def set_active(session: Session, user_id: int, active: bool, acting_admin: User) -> User:
+    user = get_user(session, user_id)
+    if user.id == acting_admin.id and not active:
+        raise InvalidInput("You cannot deactivate your own account.")
+    user.is_active = active
+    session.commit()
+    return user
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    max_failures: int,
+    lockout_seconds: int,
+    now: datetime | None = None,
+) -> User:
+    """The active user with these credentials; repeated failures lock the username for a while."""
+    now = now or utcnow()
+    username = username.strip()
+    throttle = session.get(LoginThrottle, username)
+    if throttle and throttle.locked_until and throttle.locked_until > now:
+        wait = int((throttle.locked_until - now).total_seconds()) + 1
+        raise TooManyAttempts(f"Too many failed logins. Try again in {wait} seconds.")
+    user = session.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    if ok and user is not None and user.is_active:
+        if throttle:
+            session.delete(throttle)
+            session.commit()
+        return user
+    if throttle is None:
+        throttle = LoginThrottle(username=username[:64], failures=0)
+        session.add(throttle)
+    throttle.failures += 1
+    if throttle.failures >= max_failures:
+        throttle.failures = 0
+        throttle.locked_until = now + timedelta(seconds=lockout_seconds)
+    session.commit()
+    if ok and user is not None:
+        raise InvalidInput("This account is deactivated.")
+    raise InvalidInput(WRONG_LOGIN)
+
+
+def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new API token for user; the plaintext is returned once and never stored."""
+    plaintext = new_api_token()
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_api_token(plaintext))
+    session.add(token)
+    session.commit()
+    return token, plaintext
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))
+    )
+
+
+def revoke_token(session: Session, token_id: int, owner_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != owner_id:
+        raise NotFound(f"There is no token {token_id} for this user.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.commit()
+    return token
+
+
+def user_for_token(session: Session, plaintext: str) -> User | None:
+    """The active user behind an unrevoked token, or None."""
+    return session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == hash_api_token(plaintext),
+            ApiToken.revoked_at.is_(None),
+            User.is_active.is_(True),
+        )
+    )

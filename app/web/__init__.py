@@ -1,0 +1,1 @@
+"""Browser pages (Jinja2 + htmx)."""

@@ -1,0 +1,68 @@
+"""Turn browser form fields into the API's shapes, so one set of rules checks both."""
+
+from starlette.datastructures import FormData
+
+from app.schemas.labeling import FLAGS
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def prompt_fields(form: FormData) -> dict[str, object]:
+    queries, responses = form.getlist("pair_query"), form.getlist("pair_response")
+    pairs = [
+        {"query": q, "response": r}
+        for q, r in zip(queries, responses, strict=False)
+        if isinstance(q, str) and isinstance(r, str) and (q.strip() or r.strip())
+    ]
+    kind = _text(form, "kind")
+    return {
+        "kind": kind,
+        "category": _text(form, "category"),
+        "language": _text(form, "language") or "en",
+        "instruction": _text(form, "instruction"),
+        "use_case": _text(form, "use_case") or None,
+        # Blank pair rows are ignored; pairs typed under another kind are an error.
+        "few_shot_pairs": pairs,
+        "submission_key": _text(form, "submission_key") or None,
+    }
+
+
+def demonstration_fields(form: FormData) -> dict[str, object]:
+    kind = _text(form, "kind")
+    if kind != "dialogue":
+        return {"kind": kind, "answer": _text(form, "answer")}
+    roles, contents = form.getlist("turn_role"), form.getlist("turn_content")
+    turns = [
+        {"role": role, "content": content}
+        for role, content in zip(roles, contents, strict=False)
+        if isinstance(content, str) and content.strip()
+    ]
+    return {"kind": kind, "turns": turns}
+
+
+def ranking_fields(form: FormData, completion_ids: list[int]) -> dict[str, object]:
+    """Fields rank_<id>, quality_<id> and flag_<id> (repeated) for each shown completion."""
+    judgements = []
+    for cid in completion_ids:
+        quality = _text(form, f"quality_{cid}")
+        judgements.append(
+            {
+                "completion_id": cid,
+                "rank": _text(form, f"rank_{cid}") or 0,
+                "quality": quality or None,
+                "flags": [f for f in form.getlist(f"flag_{cid}") if f in FLAGS],
+            }
+        )
+    return {
+        "judgements": judgements,
+        "has_ties": _text(form, "has_ties") == "on",
+        "all_bad": _text(form, "all_bad") == "on",
+        "better_answer": _text(form, "better_answer") or None,
+    }
+
+
+def skip_fields(form: FormData) -> dict[str, object]:
+    return {"reason": _text(form, "reason"), "note": _text(form, "note") or None}

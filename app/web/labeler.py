@@ -1,0 +1,177 @@
+"""The labeler's pages: home, writing prompts, and working on tasks."""
+
+import secrets
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.deps import FormDep, SessionDep, WebLabeler, verify_csrf
+from app.errors import ServiceError, validated
+from app.models import Task, User
+from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
+from app.services import activity, projects, prompts, queue, submissions
+from app.web import forms
+from app.web.render import flash, render
+
+router = APIRouter(prefix="/labeler", include_in_schema=False, dependencies=[Depends(verify_csrf)])
+
+KIND_NAMES = {"ranking": "ranking", "demonstration": "demonstration"}
+
+
+@router.get("")
+def home(request: Request, session: SessionDep, labeler: WebLabeler) -> Response:
+    waiting = [
+        (project, queue.waiting_counts(session, project.id, labeler.id))
+        for project in projects.list_projects(session)
+    ]
+    today = activity.done_today(session, labeler.id)
+    return render(request, "labeler/home.html", {"waiting": waiting, "today": today})
+
+
+# --- Writing prompts ----------------------------------------------------------------------
+
+
+def _form_signer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.settings.secret_key, salt="prompt-form")
+
+
+def _prompt_page(
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    values: dict | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    project = projects.get_project(session, project_id)
+    if values is None:
+        values = {"kind": "plain", "language": "en", "few_shot_pairs": []}
+    if not values.get("submission_key"):
+        values["submission_key"] = secrets.token_urlsafe(16)
+    # Signed with the time the form was served, so time on task is measured by the server.
+    token = _form_signer(request).dumps(values["submission_key"])
+    context = {"project": project, "values": values, "form_token": token, "error": error}
+    return render(request, "labeler/prompt_form.html", context, status_code)
+
+
+@router.get("/projects/{project_id}/prompts/new")
+def new_prompt(
+    request: Request, project_id: int, session: SessionDep, _labeler: WebLabeler
+) -> Response:
+    return _prompt_page(request, project_id, session)
+
+
+@router.post("/projects/{project_id}/prompts")
+def create_prompt(
+    request: Request, project_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    values = forms.prompt_fields(form)
+    started_at = _form_started_at(request, str(form.get("form_token", "")), values)
+    try:
+        project = projects.get_project(session, project_id)
+        data = validated(PromptIn, values)
+        _prompt, created = prompts.create_prompt(session, project, labeler, data, started_at)
+    except ServiceError as exc:
+        return _prompt_page(request, project_id, session, values, exc.message, exc.status_code)
+    flash(request, "Prompt saved." if created else "This prompt was saved already.")
+    return RedirectResponse(f"/labeler/projects/{project_id}/prompts/new", status_code=303)
+
+
+def _form_started_at(request: Request, token: str, values: dict) -> datetime | None:
+    try:
+        key, signed_at = _form_signer(request).loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    if key != values.get("submission_key"):
+        return None
+    return signed_at.astimezone(UTC).replace(tzinfo=None)
+
+
+# --- Tasks ----------------------------------------------------------------------------------
+
+
+@router.post("/projects/{project_id}/next")
+def next_task(
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    labeler: WebLabeler,
+    kind: str = Form(),
+) -> Response:
+    project = projects.get_project(session, project_id)
+    return _go_to_next(request, session, project_id, labeler, kind, project=project)
+
+
+def _go_to_next(
+    request: Request, session: SessionDep, project_id: int, labeler: User, kind: str, project=None
+) -> Response:
+    project = project or projects.get_project(session, project_id)
+    task = queue.next_task(session, project, labeler, kind)
+    if task is None:
+        flash(request, f"No {KIND_NAMES.get(kind, kind)} tasks are waiting for you right now.")
+        return RedirectResponse("/labeler", status_code=303)
+    return RedirectResponse(f"/labeler/tasks/{task.id}", status_code=303)
+
+
+def _task_page(
+    request: Request,
+    session: SessionDep,
+    task: Task,
+    values: dict | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    view = queue.task_view(session, task)
+    project = projects.get_project(session, task.item.project_id)
+    template = f"labeler/{task.item.kind}.html"
+    context = {"view": view, "project": project, "values": values or {}, "error": error}
+    return render(request, template, context, status_code)
+
+
+@router.get("/tasks/{task_id}")
+def show_task(request: Request, task_id: int, session: SessionDep, labeler: WebLabeler) -> Response:
+    return _task_page(request, session, queue.own_task(session, task_id, labeler))
+
+
+@router.post("/tasks/{task_id}/ranking")
+def submit_ranking(
+    request: Request, task_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    task = queue.own_task(session, task_id, labeler)
+    values = forms.ranking_fields(form, task.completion_order or [])
+    try:
+        submissions.submit_ranking(session, task_id, labeler, validated(RankingIn, values))
+    except ServiceError as exc:
+        return _task_page(request, session, task, values, exc.message, exc.status_code)
+    flash(request, "Ranking saved.")
+    return _go_to_next(request, session, task.item.project_id, labeler, "ranking")
+
+
+@router.post("/tasks/{task_id}/demonstration")
+def submit_demonstration(
+    request: Request, task_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    task = queue.own_task(session, task_id, labeler)
+    values = forms.demonstration_fields(form)
+    try:
+        data = validated(DemonstrationIn, values)
+        submissions.submit_demonstration(session, task_id, labeler, data)
+    except ServiceError as exc:
+        return _task_page(request, session, task, values, exc.message, exc.status_code)
+    flash(request, "Demonstration saved.")
+    return _go_to_next(request, session, task.item.project_id, labeler, "demonstration")
+
+
+@router.post("/tasks/{task_id}/skip")
+def skip_task(
+    request: Request, task_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    task = queue.own_task(session, task_id, labeler)
+    try:
+        queue.skip_task(session, task_id, labeler, validated(SkipIn, forms.skip_fields(form)))
+    except ServiceError as exc:
+        return _task_page(request, session, task, None, exc.message, exc.status_code)
+    flash(request, "Skipped. The task goes to someone else.")
+    return _go_to_next(request, session, task.item.project_id, labeler, task.item.kind)
