@@ -7,6 +7,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+WRITE_OPTION = "rankery_write"
+
 
 class Base(DeclarativeBase):
     pass
@@ -27,8 +29,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
         # A deferred transaction that reads and then writes fails with SQLITE_BUSY when another
-        # writer committed in between; taking the write lock first makes writers queue instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # writer committed in between; a writing session takes the lock first, so writers queue.
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -51,8 +54,12 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, write: bool = True) -> Iterator[Session]:
+        """A session; `write=False` for read-only work, which on SQLite then never waits on
+        (or blocks) writers. Both kinds may still write; a writer just queues up front."""
         with self.sessionmaker() as session:
+            if write:
+                session.connection(execution_options={WRITE_OPTION: True})
             try:
                 yield session
             except BaseException:

@@ -4,6 +4,7 @@ may call it through its parameter types (WebAdmin, ApiLabeler, ...)."""
 import hmac
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -20,7 +21,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.session() as session:
+    with request.app.state.db.session(write=request.method not in SAFE_METHODS) as session:
         yield session
 
 
@@ -28,6 +29,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 # --- Browser sessions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    id: int
+    username: str
+    role: str
 
 
 class LoginRequired(Exception):
@@ -70,7 +78,8 @@ def web_user(request: Request, session: SessionDep) -> User:
     if user is None:
         request.session.pop("uid", None)
         raise LoginRequired()
-    request.state.user = user
+    # A plain copy for page chrome: error pages render after the database session is gone.
+    request.state.user = Viewer(user.id, user.username, user.role)
     return user
 
 

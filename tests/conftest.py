@@ -79,7 +79,9 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def session(db: Database) -> Iterator[Session]:
-    with db.session() as s:
+    # Deferred, so that a test inspecting the database never holds SQLite's write lock
+    # while the app under test needs it.
+    with db.session(write=False) as s:
         yield s
 
 
@@ -89,6 +91,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+def client(settings: Settings, db: Database, session: Session) -> Iterator[TestClient]:
+    # After each response the test's session ends its transaction, so what the test reads
+    # next includes what the request wrote (SQLite keeps a snapshot per read transaction).
     with TestClient(create_app(settings, db), base_url="http://testserver") as test_client:
+        test_client.event_hooks["response"].append(lambda _response: session.commit())
         yield test_client

@@ -1,0 +1,118 @@
+"""The admin's pages: users, tokens, project guidelines and settings."""
+
+from sqlalchemy import select
+
+from app.models import ApiToken, Project, User
+from tests.factories import login, make_project, make_user
+
+
+def test_an_admin_creates_a_labeler(client, session) -> None:
+    token = login(client, make_user(session, "admin"))
+    response = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": token,
+            "username": "dana",
+            "password": "long-enough-pw",
+            "role": "labeler",
+        },
+    )
+    assert "Created labeler dana." in response.text
+    assert session.scalar(select(User).where(User.username == "dana")).role == "labeler"
+
+
+def test_a_short_password_is_refused_with_a_message(client, session) -> None:
+    token = login(client, make_user(session, "admin"))
+    response = client.post(
+        "/admin/users", data={"csrf_token": token, "username": "dana", "password": "short"}
+    )
+    assert response.status_code == 422 and "password" in response.text
+    assert session.scalar(select(User).where(User.username == "dana")) is None
+
+
+def test_an_admin_deactivates_a_labeler(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, make_user(session, "admin"))
+    client.post(f"/admin/users/{labeler.id}/active", data={"csrf_token": token, "active": "false"})
+    session.refresh(labeler)
+    assert labeler.is_active is False
+
+
+def test_an_admin_issues_a_token_shown_once_and_stored_hashed(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, make_user(session, "admin"))
+    page = client.post(
+        f"/admin/users/{labeler.id}/tokens", data={"csrf_token": token, "name": "script"}
+    ).text
+    stored = session.scalar(select(ApiToken))
+    assert "rk_" in page and stored.token_hash not in page and "rk_" not in stored.token_hash
+
+
+def test_an_admin_sets_guidelines_and_settings(client, session) -> None:
+    project = make_project(session)
+    token = login(client, make_user(session, "admin"))
+    client.post(
+        f"/admin/projects/{project.id}",
+        data={
+            "csrf_token": token,
+            "name": "Renamed",
+            "guidelines": "# Be *kind*",
+            "k_min": "4",
+            "k_max": "6",
+            "lease_seconds": "900",
+            "annotations_per_item": "3",
+        },
+    )
+    session.refresh(project)
+    assert (project.name, project.k_max, project.lease_seconds, project.annotations_per_item) == (
+        "Renamed",
+        6,
+        900,
+        3,
+    )
+    assert "<em>kind</em>" in client.get(f"/admin/projects/{project.id}").text
+
+
+def test_invalid_settings_are_refused_and_change_nothing(client, session) -> None:
+    project = make_project(session)
+    token = login(client, make_user(session, "admin"))
+    response = client.post(
+        f"/admin/projects/{project.id}",
+        data={
+            "csrf_token": token,
+            "name": "X",
+            "k_min": "7",
+            "k_max": "5",
+            "lease_seconds": "900",
+            "annotations_per_item": "1",
+        },
+    )
+    assert response.status_code == 422 and "smallest K" in response.text
+    session.refresh(project)
+    assert (project.k_min, project.k_max) == (4, 9)
+
+
+def test_html_in_guidelines_is_shown_escaped(client, session) -> None:
+    project = make_project(session, guidelines="<script>alert(1)</script>")
+    make_user(session)
+    login(client, make_user(session, "admin"))
+    page = client.get(f"/admin/projects/{project.id}").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_an_admin_creates_a_project(client, session) -> None:
+    token = login(client, make_user(session, "admin"))
+    client.post(
+        "/admin/projects",
+        data={
+            "csrf_token": token,
+            "name": "New one",
+            "guidelines": "",
+            "k_min": "4",
+            "k_max": "9",
+            "lease_seconds": "1800",
+            "annotations_per_item": "1",
+        },
+    )
+    assert session.scalar(select(Project)).name == "New one"
