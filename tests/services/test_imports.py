@@ -1,0 +1,54 @@
+"""Completions imports: line-numbered errors, all or nothing, K within the project's range."""
+
+import pytest
+from sqlalchemy import func, select
+
+from app.errors import InvalidInput
+from app.models import Completion, Slot
+from app.services import imports
+from tests.factories import make_project, make_prompt, make_user
+
+
+def jsonl(*lines: str) -> str:
+    return "\n".join(lines)
+
+
+GOOD = '{"prompt": {"instruction": "Q"}, "completions": [{"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"}]}'  # noqa: E501
+
+
+def test_parse_reports_every_bad_line_by_number() -> None:
+    with pytest.raises(InvalidInput) as error:
+        imports.parse_jsonl(jsonl(GOOD, "[1, 2", '{"completions": []}', GOOD))
+    assert "line 2: not valid JSON" in error.value.message
+    assert "line 3:" in error.value.message
+    assert "line 1" not in error.value.message and "line 4" not in error.value.message
+
+
+def test_an_empty_file_is_an_error() -> None:
+    with pytest.raises(InvalidInput, match="no items"):
+        imports.parse_jsonl("\n\n")
+
+
+def test_items_get_one_slot_per_wanted_annotation(session) -> None:
+    project = make_project(session, annotations_per_item=3)
+    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(GOOD))
+    slots = session.scalar(select(func.count()).select_from(Slot).where(Slot.item_id == item.id))
+    assert slots == 3
+
+
+def test_completions_can_be_added_to_an_existing_prompt(session) -> None:
+    project = make_project(session)
+    prompt = make_prompt(session, project, make_user(session))
+    line = GOOD.replace('"prompt": {"instruction": "Q"}', f'"prompt_id": {prompt.id}')
+    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(line))
+    assert item.prompt_id == prompt.id
+
+
+def test_an_unknown_prompt_id_imports_nothing(session) -> None:
+    project = make_project(session)
+    line = GOOD.replace('"prompt": {"instruction": "Q"}', '"prompt_id": 999')
+    with pytest.raises(InvalidInput, match="line 2: there is no prompt 999"):
+        imports.import_ranking_items(
+            session, project, imports.parse_jsonl(jsonl(GOOD, line)), "line"
+        )
+    assert session.scalar(select(func.count()).select_from(Completion)) == 0

@@ -1,0 +1,103 @@
+"""The `rankery` command line, run as a user would run it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.models import Completion, Item, User
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rankery(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {"RANKERY_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.fixture
+def empty_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def line(k: int, instruction: str = "Why is the sea salty?") -> str:
+    completions = [{"text": f"answer {i}", "model": "m", "sampling": {"t": 1}} for i in range(k)]
+    return json.dumps({"prompt": {"instruction": instruction}, "completions": completions})
+
+
+def test_every_command_has_help(empty_url: str) -> None:
+    for command in (["migrate"], ["create-user"], ["serve"], ["demo"], ["import", "completions"]):
+        result = rankery(empty_url, *command, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_migrate_then_demo_prints_the_logins(empty_url: str) -> None:
+    assert rankery(empty_url, "migrate").returncode == 0
+    result = rankery(empty_url, "demo")
+    assert result.returncode == 0
+    assert "admin" in result.stdout and "alice" in result.stdout and "password" in result.stdout
+    with Database(empty_url).session() as session:
+        assert session.scalar(select(func.count()).select_from(Item).where(Item.kind == "ranking"))
+
+
+def test_demo_refuses_a_database_that_is_not_empty(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    result = rankery(empty_url, "demo")
+    assert result.returncode != 0 and "not empty" in result.stderr
+
+
+def test_create_user_reads_the_password_from_stdin(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    result = rankery(
+        empty_url,
+        "create-user",
+        "erin",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="a-long-password\n",
+    )
+    assert result.returncode == 0, result.stderr
+    with Database(empty_url).session() as session:
+        assert session.scalar(select(User.role).where(User.username == "erin")) == "admin"
+
+
+def test_import_completions_from_jsonl(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "items.jsonl"
+    path.write_text(line(4) + "\n\n" + line(5) + "\n")
+    result = rankery(empty_url, "import", "completions", str(path), "--project", "1")
+    assert result.returncode == 0, result.stderr
+    assert "Imported 2 ranking items" in result.stdout
+
+
+def test_a_bad_import_names_the_lines_and_imports_nothing(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    with Database(empty_url).session() as session:
+        before = session.scalar(select(func.count()).select_from(Completion))
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join([line(4), "{not json", line(12), line(4, instruction="")]))
+
+    result = rankery(empty_url, "import", "completions", str(path))
+
+    assert result.returncode != 0
+    assert "Nothing was imported" in result.stderr
+    assert "line 2: not valid JSON" in result.stderr
+    assert "line 3:" in result.stderr and "line 4:" in result.stderr
+    with Database(empty_url).session() as session:
+        assert session.scalar(select(func.count()).select_from(Completion)) == before
