@@ -9,6 +9,19 @@ function setupRanking(form) {
   let touched = items().some((li) => li.querySelector(".rank-select").value !== "");
   form.classList.add("js-ranking");
 
+  // Submitting before anything was ordered would send no ranks at all: say what to do instead.
+  const unranked = document.createElement("p");
+  unranked.className = "error";
+  unranked.setAttribute("role", "alert");
+  unranked.hidden = true;
+  unranked.textContent = "Put the answers in order first: drag them, or focus one and press a digit.";
+  list.before(unranked);
+  form.addEventListener("submit", (event) => {
+    if (touched) return;
+    event.preventDefault();
+    unranked.hidden = false;
+  });
+
   // The list order is the ranking; a ticked tie shares the rank of the answer above.
   function sync() {
     let rank = 0;
@@ -19,8 +32,8 @@ function setupRanking(form) {
       if (!(index > 0 && tie.checked)) rank = index + 1;
       li.querySelector(".rank-select").value = touched ? String(rank) : "";
       li.querySelector(".place").textContent = touched ? String(rank) : "–";
-      li.setAttribute("aria-label", `Answer at place ${touched ? rank : "unranked"}`);
     });
+    if (touched) unranked.hidden = true;
     if (items().some((li) => li.querySelector(".tie-toggle").checked)) hasTies.checked = true;
   }
 

@@ -5,17 +5,25 @@ from starlette.datastructures import FormData
 from app.schemas.labeling import FLAGS
 
 
+def _clean(value: object) -> str:
+    """Browsers send line breaks in text boxes as CRLF; stored text uses plain newlines."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else ""
+
+
 def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
+    return _clean(form.get(name))
+
+
+def _texts(form: FormData, name: str) -> list[str]:
+    return [_clean(value) for value in form.getlist(name)]
 
 
 def prompt_fields(form: FormData) -> dict[str, object]:
-    queries, responses = form.getlist("pair_query"), form.getlist("pair_response")
+    queries, responses = _texts(form, "pair_query"), _texts(form, "pair_response")
     pairs = [
         {"query": q, "response": r}
         for q, r in zip(queries, responses, strict=False)
-        if isinstance(q, str) and isinstance(r, str) and (q.strip() or r.strip())
+        if q.strip() or r.strip()
     ]
     kind = _text(form, "kind")
     return {
@@ -34,13 +42,18 @@ def demonstration_fields(form: FormData) -> dict[str, object]:
     kind = _text(form, "kind")
     if kind != "dialogue":
         return {"kind": kind, "answer": _text(form, "answer")}
-    roles, contents = form.getlist("turn_role"), form.getlist("turn_content")
+    roles, contents = _texts(form, "turn_role"), _texts(form, "turn_content")
     turns = [
         {"role": role, "content": content}
         for role, content in zip(roles, contents, strict=False)
-        if isinstance(content, str) and content.strip()
+        if content.strip()
     ]
     return {"kind": kind, "turns": turns}
+
+
+def missing_ranks(values: dict[str, object]) -> int:
+    """How many shown completions the ranking form left without a rank."""
+    return sum(1 for j in values["judgements"] if not j["rank"])  # type: ignore[attr-defined]
 
 
 def ranking_fields(form: FormData, completion_ids: list[int]) -> dict[str, object]:
@@ -51,7 +64,7 @@ def ranking_fields(form: FormData, completion_ids: list[int]) -> dict[str, objec
         judgements.append(
             {
                 "completion_id": cid,
-                "rank": _text(form, f"rank_{cid}") or 0,
+                "rank": _text(form, f"rank_{cid}"),
                 "quality": quality or None,
                 "flags": [f for f in form.getlist(f"flag_{cid}") if f in FLAGS],
             }

@@ -1,15 +1,16 @@
 """The labeler's pages: home, writing prompts, and working on tasks."""
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.deps import FormDep, SessionDep, WebLabeler, verify_csrf
-from app.errors import ServiceError, validated
+from app.errors import InvalidInput, ServiceError, validated
 from app.models import Task, User
+from app.models.base import utcnow
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.services import activity, projects, prompts, queue, submissions
 from app.web import forms
@@ -33,8 +34,24 @@ def home(request: Request, session: SessionDep, labeler: WebLabeler) -> Response
 # --- Writing prompts ----------------------------------------------------------------------
 
 
-def _form_signer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.settings.secret_key, salt="prompt-form")
+def _form_signer(request: Request) -> URLSafeSerializer:
+    return URLSafeSerializer(request.app.state.settings.secret_key, salt="prompt-form")
+
+
+def _form_token(request: Request, submission_key: str, started_at: datetime) -> str:
+    """The submission key and the time the form was first served, signed, so time on task is
+    measured by the server and survives re-showing the form after an error."""
+    return _form_signer(request).dumps([submission_key, started_at.isoformat()])
+
+
+def _form_started_at(request: Request, token: str, values: dict) -> datetime | None:
+    try:
+        key, started_at = _form_signer(request).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if key != values.get("submission_key"):
+        return None
+    return datetime.fromisoformat(started_at)
 
 
 def _prompt_page(
@@ -44,14 +61,14 @@ def _prompt_page(
     values: dict | None = None,
     error: str | None = None,
     status_code: int = 200,
+    started_at: datetime | None = None,
 ) -> Response:
     project = projects.get_project(session, project_id)
     if values is None:
         values = {"kind": "plain", "language": "en", "few_shot_pairs": []}
     if not values.get("submission_key"):
         values["submission_key"] = secrets.token_urlsafe(16)
-    # Signed with the time the form was served, so time on task is measured by the server.
-    token = _form_signer(request).dumps(values["submission_key"])
+    token = _form_token(request, values["submission_key"], started_at or utcnow())
     context = {"project": project, "values": values, "form_token": token, "error": error}
     return render(request, "labeler/prompt_form.html", context, status_code)
 
@@ -74,19 +91,11 @@ def create_prompt(
         data = validated(PromptIn, values)
         _prompt, created = prompts.create_prompt(session, project, labeler, data, started_at)
     except ServiceError as exc:
-        return _prompt_page(request, project_id, session, values, exc.message, exc.status_code)
+        return _prompt_page(
+            request, project_id, session, values, exc.message, exc.status_code, started_at
+        )
     flash(request, "Prompt saved." if created else "This prompt was saved already.")
     return RedirectResponse(f"/labeler/projects/{project_id}/prompts/new", status_code=303)
-
-
-def _form_started_at(request: Request, token: str, values: dict) -> datetime | None:
-    try:
-        key, signed_at = _form_signer(request).loads(token, return_timestamp=True)
-    except BadSignature:
-        return None
-    if key != values.get("submission_key"):
-        return None
-    return signed_at.astimezone(UTC).replace(tzinfo=None)
 
 
 # --- Tasks ----------------------------------------------------------------------------------
@@ -142,6 +151,8 @@ def submit_ranking(
     task = queue.own_task(session, task_id, labeler)
     values = forms.ranking_fields(form, task.completion_order or [])
     try:
+        if missing := forms.missing_ranks(values):
+            raise InvalidInput(f"Give every answer a rank: {missing} of them have none yet.")
         submissions.submit_ranking(session, task_id, labeler, validated(RankingIn, values))
     except ServiceError as exc:
         return _task_page(request, session, task, values, exc.message, exc.status_code)

@@ -181,3 +181,16 @@ def test_csrf_token_is_required_to_take_a_task(client, session) -> None:
     response = client.post(f"/labeler/projects/{project.id}/next", data={"kind": "ranking"})
     assert response.status_code == 403
     assert session.scalar(select(Task)) is None
+
+
+def test_a_ranking_without_ranks_gets_one_plain_message(client, session) -> None:
+    project = make_project(session)
+    make_ranking_item(session, project)
+    token = login(client, make_user(session))
+    take_task(client, token, project.id, "ranking")
+    task = session.scalar(select(Task))
+
+    response = client.post(f"/labeler/tasks/{task.id}/ranking", data={"csrf_token": token})
+
+    assert response.status_code == 422
+    assert "Give every answer a rank: 4 of them have none yet." in response.text
