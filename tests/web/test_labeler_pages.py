@@ -194,3 +194,23 @@ def test_a_ranking_without_ranks_gets_one_plain_message(client, session) -> None
 
     assert response.status_code == 422
     assert "Give every answer a rank: 4 of them have none yet." in response.text
+
+
+def test_a_lost_lease_says_so_and_keeps_the_typed_answer(client, session) -> None:
+    project = make_project(session)
+    make_prompt(session, project, make_user(session))
+    token = login(client, make_user(session))
+    take_task(client, token, project.id, "demonstration")
+    task = session.scalar(select(Task))
+    task.state = "expired"  # what happens when another labeler takes over the expired lease
+    session.commit()
+
+    response = client.post(
+        f"/labeler/tasks/{task.id}/demonstration",
+        data={"csrf_token": token, "kind": "single", "answer": "My long careful answer"},
+    )
+
+    assert response.status_code == 409
+    assert "lease on this task ran out" in response.text
+    assert "My long careful answer" in response.text
+    assert session.scalar(select(Demonstration)) is None
