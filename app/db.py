@@ -1,13 +1,27 @@
-"""Engine and sessions. SQLite runs in WAL mode with foreign keys on; writers lock up front."""
+"""Engine and sessions. SQLite runs in WAL mode with foreign keys on; writers lock up front.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+Web requests get their session through `Database.request_session`, which makes them wait for a
+database slot (and, on SQLite, for the process's single writer turn) in the event loop. Waiting
+there, instead of in a worker thread, is what keeps the server from starving itself: a thread
+blocked on the connection pool or on SQLite's lock could hold the very thread the request that
+owns the lock needs in order to finish.
+"""
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 
+import anyio
+from anyio.to_thread import run_sync
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 WRITE_OPTION = "rankery_write"
+# Requests using the database at once, per process. Below anyio's 40 worker threads, so sync
+# routes always find a thread; within the connection pool, so nobody waits on the pool.
+REQUEST_SLOTS = 32
+POOL_SIZE = REQUEST_SLOTS
+POOL_OVERFLOW = 16  # for sessions outside requests: CLI, background work
 
 
 class Base(DeclarativeBase):
@@ -35,14 +49,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            pool = {}  # one in-memory database per connection: SQLAlchemy picks its own pool
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 class Database:
@@ -52,19 +71,48 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Its transactions begin with BEGIN IMMEDIATE on SQLite (see _on_begin).
+        writer_engine = self.engine.execution_options(**{WRITE_OPTION: True})
+        self.write_sessionmaker = sessionmaker(writer_engine, expire_on_commit=False)
+        self.request_slots = anyio.Semaphore(REQUEST_SLOTS)
+        # SQLite has one writer at a time; its writers queue here rather than in busy waits.
+        self.sqlite_writer_turn = anyio.Lock() if url.startswith("sqlite") else None
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
         """A session; `write=False` for read-only work, which on SQLite then never waits on
         (or blocks) writers. Both kinds may still write; a writer just queues up front."""
-        with self.sessionmaker() as session:
-            if write:
-                session.connection(execution_options={WRITE_OPTION: True})
+        with (self.write_sessionmaker if write else self.sessionmaker)() as session:
             try:
                 yield session
             except BaseException:
                 session.rollback()
                 raise
 
+    @asynccontextmanager
+    async def request_session(self, write: bool) -> AsyncIterator[Session]:
+        """The session of one web request; blocking work on it belongs in worker threads."""
+        writer_turn = self.sqlite_writer_turn if write else None
+        async with self.request_slots, writer_turn or nullcontext():
+            session = (self.write_sessionmaker if write else self.sessionmaker)()
+            try:
+                yield session
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await _in_thread_if_connected(session, session.rollback)
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _in_thread_if_connected(session, session.close)
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+async def _in_thread_if_connected(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` in a worker thread when it may talk to the database, else right here: a
+    session without a transaction has nothing to roll back, so it is not worth a thread."""
+    if session.in_transaction():
+        await run_sync(action)
+    else:
+        action()

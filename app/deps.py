@@ -3,7 +3,7 @@ may call it through its parameter types (WebAdmin, ApiLabeler, ...)."""
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -20,8 +20,9 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.session(write=request.method not in SAFE_METHODS) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    write = request.method not in SAFE_METHODS
+    async with request.app.state.db.request_session(write) as session:
         yield session
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import Item, Project, Prompt, Slot, Task, User
+from app.models import Completion, Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
 
@@ -24,10 +24,14 @@ CLAIM_TRIES = 4
 
 
 def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(Slot.state == "open", and_(Slot.state == "leased", Slot.lease_expires_at < now))
+    return or_(Slot.state == "open", _lease_expired(now))
 
 
-def _available_to(labeler_id: int, project_id: int, kind: str, now: datetime):  # type: ignore[no-untyped-def]
+def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
+    return and_(Slot.state == "leased", Slot.lease_expires_at < now)
+
+
+def _available_to(labeler_id: int, project_id: int, kind: str, *claimable):  # type: ignore[no-untyped-def]
     """Slots this labeler may be served: not their own prompt, not an item they already had."""
     return (
         select(Slot.id, Slot.item_id)
@@ -36,11 +40,30 @@ def _available_to(labeler_id: int, project_id: int, kind: str, now: datetime):  
         .where(
             Item.project_id == project_id,
             Item.kind == kind,
-            _claimable(now),
+            *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             ~exists().where(Task.item_id == Item.id, Task.labeler_id == labeler_id),
         )
     )
+
+
+def _candidates(
+    session: Session, labeler_id: int, project_id: int, kind: str, now: datetime
+) -> list[tuple[int, int, bool]]:
+    """(slot id, item id, lease expired) at the head of the queue: slots whose lease ran out
+    first, then open slots, oldest item first. Each state is read on its own so the scan walks
+    the (state, item_id) index and stops after a few rows instead of sorting every slot."""
+    rows: list[tuple[int, int, bool]] = []
+    for expired, claimable in ((True, _lease_expired(now)), (False, Slot.state == "open")):
+        found = session.execute(
+            _available_to(labeler_id, project_id, kind, claimable)
+            .order_by(Slot.item_id, Slot.id)
+            .limit(CANDIDATES_PER_TRY - len(rows))
+        ).all()
+        rows += [(slot_id, item_id, expired) for slot_id, item_id in found]
+        if len(rows) == CANDIDATES_PER_TRY:
+            break
+    return rows
 
 
 def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[str, int]:
@@ -48,7 +71,7 @@ def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[s
     now = utcnow()
     counts = {}
     for kind in ITEM_KINDS:
-        slots = _available_to(labeler_id, project_id, kind, now).subquery()
+        slots = _available_to(labeler_id, project_id, kind, _claimable(now)).subquery()
         counts[kind] = session.scalar(select(func.count(func.distinct(slots.c.item_id)))) or 0
     return counts
 
@@ -61,24 +84,26 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
         return resumed
     for _ in range(CLAIM_TRIES):
         now = utcnow()
-        candidates = session.execute(
-            _available_to(labeler.id, project.id, kind, now)
-            .order_by(Slot.item_id, Slot.index)
-            .limit(CANDIDATES_PER_TRY)
-        ).all()
+        candidates = _candidates(session, labeler.id, project.id, kind, now)
         if not candidates:
             session.rollback()
             return None
         random.shuffle(candidates)  # spread concurrent labelers over the head of the queue
-        for slot_id, item_id in candidates:
-            task = _try_claim(session, project, labeler, slot_id, item_id, now)
+        for slot_id, item_id, expired in candidates:
+            task = _try_claim(session, project, labeler, slot_id, item_id, expired, now)
             if task is not None:
                 return task
     return None
 
 
 def _try_claim(
-    session: Session, project: Project, labeler: User, slot_id: int, item_id: int, now: datetime
+    session: Session,
+    project: Project,
+    labeler: User,
+    slot_id: int,
+    item_id: int,
+    lease_expired: bool,
+    now: datetime,
 ) -> Task | None:
     expires = now + timedelta(seconds=project.lease_seconds)
     claimed = session.execute(
@@ -89,15 +114,13 @@ def _try_claim(
     ).first()
     if claimed is None:
         return None
-    # Whoever held this slot before let the lease run out: their task is over.
-    session.execute(
-        update(Task)
-        .where(Task.slot_id == slot_id, Task.state == "active")
-        .values(state="expired", finished_at=now)
-    )
-    item = session.get(Item, item_id)
-    assert item is not None
-    order = [c.id for c in item.completions]
+    if lease_expired:  # whoever held this slot let the lease run out: their task is over
+        session.execute(
+            update(Task)
+            .where(Task.slot_id == slot_id, Task.state == "active")
+            .values(state="expired", finished_at=now)
+        )
+    order = list(session.scalars(select(Completion.id).where(Completion.item_id == item_id)))
     random.shuffle(order)
     task = Task(
         item_id=item_id,
