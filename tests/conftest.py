@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app import security
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
@@ -19,6 +21,16 @@ from app.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("RANKERY_TEST_POSTGRES_URL")
 TEST_SECRET = "test-secret-key"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Real argon2, at the lowest cost: the production cost (~0.1-0.2 s a hash) would make
+    every test that creates users slow, and hashing strength is not what tests check."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", cheap)
+        yield
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
