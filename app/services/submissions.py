@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput
@@ -38,18 +38,23 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
         time_spent_ms=_elapsed_ms(task, now),
         created_at=now,
     )
-    ranking.entries = [
-        RankingEntry(
-            completion_id=j.completion_id,
-            rank=ranks[j.completion_id],
-            quality=j.quality,
-            **{flag: flag in j.flags for flag in FLAGS},
-        )
-        for j in data.judgements
-    ]
     session.add(ranking)
+    session.flush()
+    # One multi-row INSERT; as ORM objects, SQLite would get one INSERT ... RETURNING each.
+    session.execute(
+        insert(RankingEntry),
+        [
+            {
+                "ranking_id": ranking.id,
+                "completion_id": j.completion_id,
+                "rank": ranks[j.completion_id],
+                "quality": j.quality,
+                **{flag: flag in j.flags for flag in FLAGS},
+            }
+            for j in data.judgements
+        ],
+    )
     if data.better_answer:
-        session.flush()
         session.add(
             Demonstration(
                 prompt_id=task.item.prompt_id,
