@@ -152,7 +152,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (prompt) {
     setupKindSwitch(prompt);
     const pairs = setupRepeater(prompt, "#pairs", "#pair-template", "#add-pair");
-    pairs.addEventListener("click", (event) => {
+    pairs?.addEventListener("click", (event) => {
       if (event.target.classList.contains("remove-pair")) event.target.closest("li.pair").remove();
     });
   }
@@ -161,8 +161,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (demonstration) {
     setupKindSwitch(demonstration);
     const turns = setupRepeater(demonstration, "#turns", "#turn-pair-template", "#add-turns");
-    demonstration.querySelector("#remove-turns").addEventListener("click", () => {
-      const all = turns.querySelectorAll("li.turn");
+    demonstration.querySelector("#remove-turns")?.addEventListener("click", () => {
+      const all = turns?.querySelectorAll("li.turn") ?? [];
       if (all.length > 1) { all[all.length - 1].remove(); all[all.length - 2].remove(); }
     });
   }

@@ -2,6 +2,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from app.models import Ranking, Task
 
@@ -121,3 +122,30 @@ def test_ranking_by_drag_and_drop(page, world, login):
     expect_flash(page, "Ranking saved.")
 
     assert stored_ranks(world.db, task_id) == {text: i for i, text in enumerate(wanted, 1)}
+
+
+def test_flags_and_quality_are_stored_with_the_ranking(page, world, login):
+    login("alice")
+    task_id = open_next_task(page, "Rank completions")
+    shown = shown_texts(page)
+    place_by_keyboard(page, shown)
+    worst = completion(page, shown[-1])
+    expect(worst.get_by_label("Hallucination")).to_be_hidden()  # flags start folded away
+    worst.get_by_text("Flags").click()
+    worst.get_by_label("Hallucination").check()
+    worst.get_by_label("Quality").select_option("2")
+    page.get_by_role("button", name="Submit ranking").click()
+    expect_flash(page, "Ranking saved.")
+
+    with world.db.session() as session:
+        ranking = session.scalar(select(Ranking).where(Ranking.task_id == task_id))
+        [entry] = [e for e in ranking.entries if e.rank == len(shown)]
+        assert (entry.hallucination, entry.harmful, entry.quality) == (True, False, 2)
+
+
+def test_the_best_answer_offers_no_tie(page, login):
+    login("alice")
+    open_next_task(page, "Rank completions")
+    ties = completions(page).locator(".tie-field")
+    expect(ties.first).to_be_hidden()
+    expect(ties.nth(1)).to_be_visible()
