@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.errors import Conflict, NotFound
-from app.models import Completion, Item, Project, Prompt, Slot, Task, User
+from app.models import Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
 
@@ -120,10 +120,15 @@ def _try_claim(
             .where(Task.slot_id == slot_id, Task.state == "active")
             .values(state="expired", finished_at=now)
         )
-    order = list(session.scalars(select(Completion.id).where(Completion.item_id == item_id)))
+    # Load what the task page shows now, inside this transaction, rather than lazily after it.
+    item = session.get(
+        Item, item_id, options=[joinedload(Item.prompt), selectinload(Item.completions)]
+    )
+    assert item is not None
+    order = [c.id for c in item.completions]
     random.shuffle(order)
     task = Task(
-        item_id=item_id,
+        item=item,
         slot_id=slot_id,
         labeler_id=labeler.id,
         completion_order=order or None,

@@ -54,6 +54,7 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
             for j in data.judgements
         ],
     )
+    session.refresh(ranking, ["entries"])  # for the caller, read inside this transaction
     if data.better_answer:
         session.add(
             Demonstration(
