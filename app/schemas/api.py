@@ -41,6 +41,11 @@ class ProjectOut(Out):
     k_max: int
     lease_seconds: int
     annotations_per_item: int
+    overlap_percent: int
+    overlap_annotations: int
+    max_prompts_per_user: int
+    dedup_min_prefix: int
+    dedup_prefix_percent: int
 
 
 class PromptOut(Out):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput, describe_validation_error
 from app.models import Item, Project, Prompt
 from app.schemas.admin import RankingItemIn
+from app.services import overlap
 from app.services.prompts import add_item
 
 MAX_REPORTED_ERRORS = 50
@@ -59,6 +60,7 @@ def import_ranking_items(
     _raise_if(errors, unit)
 
     created = []
+    ordinals = iter(overlap.reserve_ordinals(session, project, len(items)))
     for _, item in items:
         prompt = prompts.get(item.prompt_id) if item.prompt_id is not None else None
         if prompt is None:
@@ -78,7 +80,7 @@ def import_ranking_items(
                 project,
                 prompt,
                 "ranking",
-                slots=project.annotations_per_item,
+                slots=overlap.slots_for(project, next(ordinals)),
                 completions=item.completions,
             )
         )
