@@ -1,14 +1,20 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
-from fastapi import APIRouter, Response
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import text
 
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
+from app.errors import validated
 from app.models import Task
 from app.schemas import api
 from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
+from app.schemas.quality import QualityReportOut, StatsFilter
 from app.services import activity, imports, projects, prompts, queue, submissions, users
+from app.services.quality_report import QualityReport, project_report
 
 ERRORS = {
     401: {"description": "No valid API token"},
@@ -72,6 +78,42 @@ def add_ranking_items(
         session, project, list(enumerate(items, start=1)), unit="item"
     )
     return api.ImportResult(created=len(created), item_ids=[i.id for i in created])
+
+
+@router.get(
+    "/projects/{project_id}/quality",
+    tags=["admin"],
+    response_model=QualityReportOut,
+    summary="Agreement and labeler statistics (the admin quality page's numbers)",
+)
+def quality_report(
+    project_id: int,
+    session: SessionDep,
+    _admin: ApiAdmin,
+    since: date | None = None,
+    until: date | None = None,
+    labeler_ids: Annotated[list[int], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+) -> QualityReportOut:
+    project = projects.get_project(session, project_id)
+    filters = validated(StatsFilter, {"since": since, "until": until, "labeler_ids": labeler_ids})
+    return _quality_out(project_report(session, project, filters))
+
+
+def _quality_out(report: QualityReport) -> QualityReportOut:
+    def dated(rows: list) -> list[dict]:  # type: ignore[type-arg]
+        return [{**vars(row), "day": row.day.astype(date)} for row in rows]
+
+    return QualityReportOut.model_validate(
+        {
+            **vars(report),
+            "summary": vars(report.summary),
+            "labelers": [vars(r) for r in report.labelers],
+            "pairs": [vars(p) for p in report.pairs],
+            "agreement_by_day": dated(report.agreement_by_day),
+            "throughput": dated(report.throughput),
+            "time_histogram": [vars(b) for b in report.time_histogram],
+        }
+    )
 
 
 # --- Users and tokens (admins) ---------------------------------------------------------------

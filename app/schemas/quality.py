@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.labeling import Strict
 
@@ -19,3 +19,69 @@ class StatsFilter(Strict):
         if self.since and self.until and self.since > self.until:
             raise ValueError("the window's start (since) must not be after its end (until)")
         return self
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AgreementSummaryOut(Out):
+    rate: float | None = Field(description="Pooled pairwise agreement (share of completion pairs)")
+    interval: tuple[float, float] | None = Field(description="Bootstrap 95 % interval (items)")
+    alpha: float | None = Field(description="Krippendorff's alpha, ordinal metric")
+    tau: float | None = Field(description="Mean Kendall's tau-b over comparisons")
+    comparisons: int
+    completion_pairs: int
+    items_compared: int
+    rankings: int
+
+
+class LabelerStatsOut(Out):
+    labeler_id: int
+    username: str
+    agreement: float | None
+    comparisons: int
+    tau: float | None
+    submitted: int
+    skipped: int
+    skip_rate: float | None
+    median_seconds: float | None
+    rankings: int
+    all_bad_share: float | None
+    flag_rates: dict[str, float | None]
+
+
+class PairStatsOut(Out):
+    labeler_a: str
+    labeler_b: str
+    agreement: float | None
+    comparisons: int
+    tau: float | None
+
+
+class DayAgreementOut(BaseModel):
+    day: date
+    rate: float | None
+    comparisons: int
+
+
+class DayCountOut(BaseModel):
+    day: date
+    submitted: int
+    skipped: int
+
+
+class TimeBinOut(Out):
+    label: str
+    count: int
+
+
+class QualityReportOut(BaseModel):
+    project_id: int
+    filters: StatsFilter
+    summary: AgreementSummaryOut
+    labelers: list[LabelerStatsOut]
+    pairs: list[PairStatsOut]
+    agreement_by_day: list[DayAgreementOut]
+    throughput: list[DayCountOut]
+    time_histogram: list[TimeBinOut]
