@@ -36,15 +36,19 @@ def make_ranking_item(
         RankingItemIn(prompt_id=prompt.id, completions=completions)
         if prompt
         else RankingItemIn(
-            prompt=NewPromptIn(instruction=f"question {next(_counter)}"), completions=completions
+            # The number first, so that no two generated prompts share a long prefix.
+            prompt=NewPromptIn(instruction=f"{next(_counter)}: a question"),
+            completions=completions,
         )
     )
-    [item] = imports.import_ranking_items(session, project, [(1, line)])
+    [item] = imports.import_ranking_items(session, project, [(1, line)]).items
     return item
 
 
 def make_prompt(session: Session, project: Project, author: User, **fields: object) -> Prompt:
-    data = {"kind": "plain", "category": "generation", "instruction": "Write a poem.", **fields}
+    # The number first, so that no two generated prompts share a long prefix.
+    instruction = f"{next(_counter)}. Write a poem."
+    data = {"kind": "plain", "category": "generation", "instruction": instruction, **fields}
     prompt, _ = prompts.create_prompt(session, project, author, PromptIn.model_validate(data))
     return prompt
 

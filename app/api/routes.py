@@ -74,10 +74,15 @@ def add_ranking_items(
     project_id: int, items: list[RankingItemIn], session: SessionDep, _admin: ApiAdmin
 ) -> api.ImportResult:
     project = projects.get_project(session, project_id)
-    created = imports.import_ranking_items(
+    report = imports.import_ranking_items(
         session, project, list(enumerate(items, start=1)), unit="item"
     )
-    return api.ImportResult(created=len(created), item_ids=[i.id for i in created])
+    return api.ImportResult(
+        created=len(report.items),
+        item_ids=[i.id for i in report.items],
+        dropped_duplicates=report.dropped,
+        held_for_review=report.held,
+    )
 
 
 @router.get(

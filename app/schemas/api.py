@@ -141,6 +141,8 @@ class TaskStateOut(Out):
 class ImportResult(BaseModel):
     created: int
     item_ids: list[int]
+    dropped_duplicates: list[str]  # new prompts left out: "item 3: duplicate of prompt 12"
+    held_for_review: int  # new prompts with personal data, kept out of queues until reviewed
 
 
 class Health(BaseModel):

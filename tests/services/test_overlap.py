@@ -34,12 +34,16 @@ def test_by_default_every_tenth_ranking_item_gets_two_labelers(session) -> None:
 
 def test_numbering_continues_across_imports(session) -> None:
     project = make_project(session, overlap_percent=50, overlap_annotations=3)
-    line = RankingItemIn(
-        prompt=NewPromptIn(instruction="Name a color."),
-        completions=[CompletionIn(text=t) for t in "abcd"],
-    )
-    first = imports.import_ranking_items(session, project, [(1, line)] * 3)
-    second = imports.import_ranking_items(session, project, [(1, line)] * 3)
+
+    def lines(*colors: str) -> list[tuple[int, RankingItemIn]]:
+        return [
+            (n, RankingItemIn(prompt=NewPromptIn(instruction=f"{color}?"), completions=answers))
+            for n, color in enumerate(colors, start=1)
+        ]
+
+    answers = [CompletionIn(text=t) for t in "abcd"]
+    first = imports.import_ranking_items(session, project, lines("red", "green", "blue")).items
+    second = imports.import_ranking_items(session, project, lines("cyan", "pink", "gray")).items
 
     assert _slot_counts(session, first + second) == [1, 3, 1, 3, 1, 3]
 
