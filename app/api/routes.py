@@ -12,8 +12,23 @@ from app.models import Task
 from app.schemas import api
 from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
-from app.schemas.quality import QualityReportOut, StatsFilter
-from app.services import activity, imports, projects, prompts, queue, submissions, users
+from app.schemas.quality import (
+    HeldPromptOut,
+    QualityReportOut,
+    ReviewIn,
+    StatsFilter,
+    UserOverCapOut,
+)
+from app.services import (
+    activity,
+    hygiene,
+    imports,
+    projects,
+    prompts,
+    queue,
+    submissions,
+    users,
+)
 from app.services.quality_report import QualityReport, project_report
 
 ERRORS = {
@@ -102,6 +117,42 @@ def quality_report(
     project = projects.get_project(session, project_id)
     filters = validated(StatsFilter, {"since": since, "until": until, "labeler_ids": labeler_ids})
     return _quality_out(project_report(session, project, filters))
+
+
+@router.get(
+    "/projects/{project_id}/prompts/held",
+    tags=["admin"],
+    response_model=list[HeldPromptOut],
+    summary="Prompts held out of queues for personal data, waiting for review",
+)
+def held_prompts(project_id: int, session: SessionDep, _admin: ApiAdmin) -> list[HeldPromptOut]:
+    project = projects.get_project(session, project_id)
+    return [HeldPromptOut.model_validate(p) for p in hygiene.held_prompts(session, project)]
+
+
+@router.post(
+    "/projects/{project_id}/prompts/{prompt_id}/review",
+    tags=["admin"],
+    response_model=HeldPromptOut,
+    summary="Keep, redact or drop a prompt held for personal data",
+)
+def review_prompt(
+    project_id: int, prompt_id: int, data: ReviewIn, session: SessionDep, _admin: ApiAdmin
+) -> HeldPromptOut:
+    project = projects.get_project(session, project_id)
+    prompt = hygiene.review_prompt(session, project, prompt_id, data.decision)
+    return HeldPromptOut.model_validate(prompt)
+
+
+@router.get(
+    "/projects/{project_id}/users-over-cap",
+    tags=["admin"],
+    response_model=list[UserOverCapOut],
+    summary="Users with more prompts than the project uses (their earliest are used)",
+)
+def users_over_cap(project_id: int, session: SessionDep, _admin: ApiAdmin) -> list[UserOverCapOut]:
+    project = projects.get_project(session, project_id)
+    return [UserOverCapOut.model_validate(u) for u in hygiene.users_over_cap(session, project)]
 
 
 def _quality_out(report: QualityReport) -> QualityReportOut:

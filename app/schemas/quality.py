@@ -1,6 +1,7 @@
 """Shapes for the data-quality statistics: which work to look at."""
 
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -85,3 +86,32 @@ class QualityReportOut(BaseModel):
     agreement_by_day: list[DayAgreementOut]
     throughput: list[DayCountOut]
     time_histogram: list[TimeBinOut]
+
+
+class ReviewIn(Strict):
+    """An admin's decision on a prompt held for personal data."""
+
+    decision: Literal["keep", "redact", "drop"]
+
+
+class PiiFindingOut(BaseModel):
+    kind: str
+    text: str
+
+
+class HeldPromptOut(Out):
+    id: int
+    instruction: str
+    use_case: str | None
+    few_shot_pairs: list[dict[str, str]] | None
+    review_state: str
+    pii_findings: list[PiiFindingOut] | None
+    created_at: datetime
+
+
+class UserOverCapOut(Out):
+    user_key: str
+    username: str
+    prompts: int
+    kept: int
+    first_left_out_id: int
