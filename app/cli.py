@@ -106,12 +106,18 @@ def import_completions(file: Path, project_id: int) -> None:
     with _db().session() as session:
         try:
             project = projects.get_project(session, project_id)
-            items = imports.import_ranking_items(
+            report = imports.import_ranking_items(
                 session, project, imports.parse_jsonl(text), unit="line"
             )
         except ServiceError as exc:
             _fail(exc)
-    click.echo(f"Imported {len(items)} ranking items into project {project_id}.")
+    click.echo(f"Imported {len(report.items)} ranking items into project {project_id}.")
+    if report.dropped:
+        click.echo(f"Dropped {len(report.dropped)} duplicate prompt(s):")
+        for reason in report.dropped:
+            click.echo(f"  {reason}")
+    if report.held:
+        click.echo(f"{report.held} prompt(s) with personal data wait for an admin's review.")
 
 
 if __name__ == "__main__":

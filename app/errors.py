@@ -31,6 +31,18 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class NeedsConfirmation(Conflict):
+    """The input is acceptable once the person confirms the warnings (a duplicate prompt,
+    personal data): nothing was stored."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__(
+            "Check this before saving: " + " ".join(warnings) + " Edit the prompt, or confirm "
+            "to save it as it is (prompts with personal data wait for an admin's review)."
+        )
+        self.warnings = warnings
+
+
 class TooManyAttempts(ServiceError):
     status_code = 429
 

@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.api.routes import router as api_router
     from app.web.admin import router as admin_router
     from app.web.auth import router as auth_router
+    from app.web.hygiene import router as hygiene_router
     from app.web.labeler import router as labeler_router
+    from app.web.quality import router as quality_router
 
     settings = settings or get_settings()
     app = FastAPI(
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(auth_router)
     app.include_router(labeler_router)
     app.include_router(admin_router)
+    app.include_router(quality_router)
+    app.include_router(hygiene_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

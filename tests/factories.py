@@ -6,10 +6,10 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import Item, Project, Prompt, User
+from app.models import Item, Project, Prompt, Ranking, User
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
-from app.schemas.labeling import PromptIn
-from app.services import imports, projects, prompts, users
+from app.schemas.labeling import CompletionJudgement, PromptIn, RankingIn
+from app.services import imports, projects, prompts, queue, submissions, users
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -36,15 +36,19 @@ def make_ranking_item(
         RankingItemIn(prompt_id=prompt.id, completions=completions)
         if prompt
         else RankingItemIn(
-            prompt=NewPromptIn(instruction=f"question {next(_counter)}"), completions=completions
+            # The number first, so that no two generated prompts share a long prefix.
+            prompt=NewPromptIn(instruction=f"{next(_counter)}: a question"),
+            completions=completions,
         )
     )
-    [item] = imports.import_ranking_items(session, project, [(1, line)])
+    [item] = imports.import_ranking_items(session, project, [(1, line)]).items
     return item
 
 
 def make_prompt(session: Session, project: Project, author: User, **fields: object) -> Prompt:
-    data = {"kind": "plain", "category": "generation", "instruction": "Write a poem.", **fields}
+    # The number first, so that no two generated prompts share a long prefix.
+    instruction = f"{next(_counter)}. Write a poem."
+    data = {"kind": "plain", "category": "generation", "instruction": instruction, **fields}
     prompt, _ = prompts.create_prompt(session, project, author, PromptIn.model_validate(data))
     return prompt
 
@@ -70,3 +74,28 @@ def login(client: TestClient, user: User) -> str:
 def bearer(session: Session, user: User) -> dict[str, str]:
     _token, plaintext = users.create_token(session, user, "test")
     return {"Authorization": f"Bearer {plaintext}"}
+
+
+def rank_next(
+    session: Session,
+    project: Project,
+    labeler: User,
+    ranks: list[int],
+    all_bad: bool = False,
+    flags: dict[int, list[str]] | None = None,
+) -> Ranking:
+    """The labeler takes their next ranking task and ranks its completions; ranks[i] is the
+    rank of the completion at position i (ties allowed), flags maps positions to flag names."""
+    task = queue.next_task(session, project, labeler, "ranking")
+    assert task is not None, "no ranking task is waiting for this labeler"
+    positions = {c.id: c.position for c in task.item.completions}
+    judgements = [
+        CompletionJudgement(
+            completion_id=cid,
+            rank=ranks[positions[cid]],
+            flags=(flags or {}).get(positions[cid], []),
+        )
+        for cid in task.completion_order or []
+    ]
+    data = RankingIn(judgements=judgements, has_ties=len(set(ranks)) < len(ranks), all_bad=all_bad)
+    return submissions.submit_ranking(session, task.id, labeler, data)

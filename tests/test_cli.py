@@ -79,10 +79,20 @@ def test_import_completions_from_jsonl(empty_url: str, tmp_path: Path) -> None:
     rankery(empty_url, "migrate")
     rankery(empty_url, "demo")
     path = tmp_path / "items.jsonl"
-    path.write_text(line(4) + "\n\n" + line(5) + "\n")
+    path.write_text(line(4) + "\n\n" + line(5, instruction="Why is the sky blue at noon?") + "\n")
     result = rankery(empty_url, "import", "completions", str(path), "--project", "1")
     assert result.returncode == 0, result.stderr
     assert "Imported 2 ranking items" in result.stdout
+
+
+def test_an_import_reports_the_duplicates_it_dropped(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "items.jsonl"
+    path.write_text(line(4) + "\n\n" + line(5) + "\n")
+    result = rankery(empty_url, "import", "completions", str(path), "--project", "1")
+    assert "Imported 1 ranking items" in result.stdout
+    assert "line 3: duplicate of line 1" in result.stdout
 
 
 def test_a_bad_import_names_the_lines_and_imports_nothing(empty_url: str, tmp_path: Path) -> None:

@@ -1,14 +1,35 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
-from fastapi import APIRouter, Response
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import text
 
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
+from app.errors import validated
 from app.models import Task
 from app.schemas import api
 from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
-from app.services import activity, imports, projects, prompts, queue, submissions, users
+from app.schemas.quality import (
+    HeldPromptOut,
+    QualityReportOut,
+    ReviewIn,
+    StatsFilter,
+    UserOverCapOut,
+)
+from app.services import (
+    activity,
+    hygiene,
+    imports,
+    projects,
+    prompts,
+    queue,
+    submissions,
+    users,
+)
+from app.services.quality_report import QualityReport, project_report
 
 ERRORS = {
     401: {"description": "No valid API token"},
@@ -68,10 +89,87 @@ def add_ranking_items(
     project_id: int, items: list[RankingItemIn], session: SessionDep, _admin: ApiAdmin
 ) -> api.ImportResult:
     project = projects.get_project(session, project_id)
-    created = imports.import_ranking_items(
+    report = imports.import_ranking_items(
         session, project, list(enumerate(items, start=1)), unit="item"
     )
-    return api.ImportResult(created=len(created), item_ids=[i.id for i in created])
+    return api.ImportResult(
+        created=len(report.items),
+        item_ids=[i.id for i in report.items],
+        dropped_duplicates=report.dropped,
+        held_for_review=report.held,
+    )
+
+
+@router.get(
+    "/projects/{project_id}/quality",
+    tags=["admin"],
+    response_model=QualityReportOut,
+    summary="Agreement and labeler statistics (the admin quality page's numbers)",
+)
+def quality_report(
+    project_id: int,
+    session: SessionDep,
+    _admin: ApiAdmin,
+    since: date | None = None,
+    until: date | None = None,
+    labeler_ids: Annotated[list[int], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+) -> QualityReportOut:
+    project = projects.get_project(session, project_id)
+    filters = validated(StatsFilter, {"since": since, "until": until, "labeler_ids": labeler_ids})
+    return _quality_out(project_report(session, project, filters))
+
+
+@router.get(
+    "/projects/{project_id}/prompts/held",
+    tags=["admin"],
+    response_model=list[HeldPromptOut],
+    summary="Prompts held out of queues for personal data, waiting for review",
+)
+def held_prompts(project_id: int, session: SessionDep, _admin: ApiAdmin) -> list[HeldPromptOut]:
+    project = projects.get_project(session, project_id)
+    return [HeldPromptOut.model_validate(p) for p in hygiene.held_prompts(session, project)]
+
+
+@router.post(
+    "/projects/{project_id}/prompts/{prompt_id}/review",
+    tags=["admin"],
+    response_model=HeldPromptOut,
+    summary="Keep, redact or drop a prompt held for personal data",
+)
+def review_prompt(
+    project_id: int, prompt_id: int, data: ReviewIn, session: SessionDep, _admin: ApiAdmin
+) -> HeldPromptOut:
+    project = projects.get_project(session, project_id)
+    prompt = hygiene.review_prompt(session, project, prompt_id, data.decision)
+    return HeldPromptOut.model_validate(prompt)
+
+
+@router.get(
+    "/projects/{project_id}/users-over-cap",
+    tags=["admin"],
+    response_model=list[UserOverCapOut],
+    summary="Users with more prompts than the project uses (their earliest are used)",
+)
+def users_over_cap(project_id: int, session: SessionDep, _admin: ApiAdmin) -> list[UserOverCapOut]:
+    project = projects.get_project(session, project_id)
+    return [UserOverCapOut.model_validate(u) for u in hygiene.users_over_cap(session, project)]
+
+
+def _quality_out(report: QualityReport) -> QualityReportOut:
+    def dated(rows: list) -> list[dict]:  # type: ignore[type-arg]
+        return [{**vars(row), "day": row.day.astype(date)} for row in rows]
+
+    return QualityReportOut.model_validate(
+        {
+            **vars(report),
+            "summary": vars(report.summary),
+            "labelers": [vars(r) for r in report.labelers],
+            "pairs": [vars(p) for p in report.pairs],
+            "agreement_by_day": dated(report.agreement_by_day),
+            "throughput": dated(report.throughput),
+            "time_histogram": [vars(b) for b in report.time_histogram],
+        }
+    )
 
 
 # --- Users and tokens (admins) ---------------------------------------------------------------

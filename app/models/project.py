@@ -17,5 +17,14 @@ class Project(Base):
     k_max: Mapped[int] = mapped_column(default=9)
     lease_seconds: Mapped[int] = mapped_column(default=1800)
     annotations_per_item: Mapped[int] = mapped_column(default=1)
+    # Agreement: this share of ranking items gets overlap_annotations slots instead.
+    overlap_percent: Mapped[int] = mapped_column(default=10)
+    overlap_annotations: Mapped[int] = mapped_column(default=2)
+    # How many ranking items were ever queued; numbers them, to choose the overlap ones exactly.
+    ranking_items_queued: Mapped[int] = mapped_column(default=0)
+    # Prompt hygiene.
+    max_prompts_per_user: Mapped[int] = mapped_column(default=200)
+    dedup_min_prefix: Mapped[int] = mapped_column(default=100)
+    dedup_prefix_percent: Mapped[int] = mapped_column(default=90)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -8,16 +8,22 @@ completions attached to it. Each item has a fixed number of *slots* (annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 from app.models.base import utcnow
 
+REVIEW_STATES = ("clear", "held", "kept", "redacted", "dropped")
+
 
 class Prompt(Base):
     __tablename__ = "prompts"
-    __table_args__ = (UniqueConstraint("author_id", "submission_key"),)
+    __table_args__ = (
+        UniqueConstraint("author_id", "submission_key"),
+        Index("ix_prompts_project_dedup_key", "project_id", "dedup_key"),
+        Index("ix_prompts_project_user_key", "project_id", "user_key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
@@ -33,6 +39,13 @@ class Prompt(Base):
     submission_key: Mapped[str | None] = mapped_column(String(64))
     time_spent_ms: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Hygiene (app/services/hygiene.py): who wrote it, for the per-user cap ("user:<id>" or
+    # "external:<id>"); the normalized start of its text, to find long common prefixes.
+    user_key: Mapped[str | None] = mapped_column(String(140))
+    dedup_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # clear | held (personal data found, waiting for an admin) | kept | redacted | dropped
+    review_state: Mapped[str] = mapped_column(String(8), default="clear")
+    pii_findings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
 
     def render(self) -> str:
         """The prompt as a model (and a demonstrating labeler) sees it."""

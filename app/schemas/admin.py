@@ -11,6 +11,8 @@ Username = Annotated[
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 K_LIMITS = (2, 9)
+# Prompts keep this many normalized characters for finding long common prefixes.
+DEDUP_KEY_CHARS = 400
 
 
 class UserIn(Strict):
@@ -26,6 +28,11 @@ class ProjectSettingsIn(Strict):
     k_max: int = Field(default=9, ge=K_LIMITS[0], le=K_LIMITS[1])
     lease_seconds: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
     annotations_per_item: int = Field(default=1, ge=1, le=20)
+    overlap_percent: int = Field(default=10, ge=0, le=100)
+    overlap_annotations: int = Field(default=2, ge=2, le=20)
+    max_prompts_per_user: int = Field(default=200, ge=1, le=100_000)
+    dedup_min_prefix: int = Field(default=100, ge=10, le=DEDUP_KEY_CHARS)
+    dedup_prefix_percent: int = Field(default=90, ge=50, le=100)
 
     @model_validator(mode="after")
     def _k_range(self) -> "ProjectSettingsIn":

@@ -41,6 +41,11 @@ class ProjectOut(Out):
     k_max: int
     lease_seconds: int
     annotations_per_item: int
+    overlap_percent: int
+    overlap_annotations: int
+    max_prompts_per_user: int
+    dedup_min_prefix: int
+    dedup_prefix_percent: int
 
 
 class PromptOut(Out):
@@ -136,6 +141,8 @@ class TaskStateOut(Out):
 class ImportResult(BaseModel):
     created: int
     item_ids: list[int]
+    dropped_duplicates: list[str]  # new prompts left out: "item 3: duplicate of prompt 12"
+    held_for_review: int  # new prompts with personal data, kept out of queues until reviewed
 
 
 class Health(BaseModel):

@@ -42,6 +42,7 @@ OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_lengt
 Language = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 ]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
 SubmissionKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
@@ -63,6 +64,10 @@ class PromptIn(Strict):
     few_shot_pairs: list[FewShotPair] = Field(default_factory=list, max_length=MAX_FEW_SHOT_PAIRS)
     # Makes a resubmitted form (double click, retry) create the prompt once.
     submission_key: SubmissionKey | None = None
+    # Names of real people in the prompt, marked by the labeler: held for an admin's review.
+    person_names: list[PersonName] = Field(default_factory=list, max_length=20)
+    # Save despite warnings (a likely duplicate, personal data) shown for the first attempt.
+    confirm_warnings: bool = False
 
     @model_validator(mode="after")
     def _kind_rules(self) -> "PromptIn":

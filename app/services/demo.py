@@ -56,18 +56,28 @@ def load_demo(session: Session) -> list[tuple[str, str, str]]:
         session, ProjectSettingsIn(name="Demo assistant", guidelines=GUIDELINES)
     )
     rng = random.Random(7)
-    items = []
-    for i, (question, category) in enumerate(QUESTIONS * 3):
-        k = rng.randint(project.k_min, min(project.k_max, len(STYLES)))
-        completions = [
-            CompletionIn(
-                text=style.format(q=question), model=f"demo-model-{j % 2}", sampling={"t": 0.7}
-            )
-            for j, style in enumerate(rng.sample(STYLES, k))
-        ]
-        prompt = NewPromptIn(instruction=question, category=category, user_id=f"user-{i % 5}")
-        items.append((i + 1, RankingItemIn(prompt=prompt, completions=completions)))
-    imports.import_ranking_items(session, project, items)
+    # Three rounds of completions per question: the first round creates the prompts, the later
+    # rounds add items to them (a repeated new prompt would be dropped as a duplicate).
+    prompt_ids: list[int] = []
+    for round_ in range(3):
+        items = []
+        for i, (question, category) in enumerate(QUESTIONS):
+            k = rng.randint(project.k_min, min(project.k_max, len(STYLES)))
+            completions = [
+                CompletionIn(
+                    text=style.format(q=question), model=f"demo-model-{j % 2}", sampling={"t": 0.7}
+                )
+                for j, style in enumerate(rng.sample(STYLES, k))
+            ]
+            if round_ == 0:
+                user = f"user-{i % 5}"
+                prompt = NewPromptIn(instruction=question, category=category, user_id=user)
+                line = RankingItemIn(prompt=prompt, completions=completions)
+            else:
+                line = RankingItemIn(prompt_id=prompt_ids[i], completions=completions)
+            items.append((i + 1, line))
+        report = imports.import_ranking_items(session, project, items)
+        prompt_ids = prompt_ids or [item.prompt_id for item in report.items]
     written = [
         PromptIn(kind="plain", category="generation", instruction="Write a limerick about a cat."),
         PromptIn(

@@ -6,10 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import NeedsConfirmation
 from app.models import Completion, Item, Project, Prompt, Slot, User
 from app.models.base import utcnow
 from app.schemas.admin import CompletionIn
 from app.schemas.labeling import PromptIn
+from app.services import hygiene, pii
 
 
 def add_item(
@@ -61,6 +63,7 @@ def create_prompt(
         time_spent_ms=_elapsed_ms(started_at, now) if started_at else None,
         created_at=now,
     )
+    _check_hygiene(session, project, prompt, data)
     session.add(prompt)
     add_item(session, project, prompt, "demonstration", slots=1)
     try:
@@ -73,6 +76,22 @@ def create_prompt(
             raise
         return existing, False
     return prompt, True
+
+
+def _check_hygiene(session: Session, project: Project, prompt: Prompt, data: PromptIn) -> None:
+    """Warn before storing a likely duplicate or personal data, unless the author confirmed."""
+    hygiene.prepare(prompt, data.person_names)
+    warnings = []
+    if duplicate := hygiene.duplicate_of(session, project, prompt.render()):
+        start = duplicate.instruction[:60] + ("…" if len(duplicate.instruction) > 60 else "")
+        warnings.append(f"It looks like a duplicate of prompt {duplicate.id} (“{start}”).")
+    if prompt.pii_findings:
+        found = ", ".join(
+            f"{pii.KIND_LABELS[f['kind']]} “{f['text']}”" for f in prompt.pii_findings
+        )
+        warnings.append(f"It seems to contain personal data: {found}.")
+    if warnings and not data.confirm_warnings:
+        raise NeedsConfirmation(warnings)
 
 
 def _by_submission_key(session: Session, author: User, data: PromptIn) -> Prompt | None:

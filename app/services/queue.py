@@ -17,6 +17,7 @@ from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
+from app.services import hygiene
 
 ITEM_KINDS = ("ranking", "demonstration")
 CANDIDATES_PER_TRY = 16
@@ -42,6 +43,7 @@ def _available_to(labeler_id: int, project_id: int, kind: str, *claimable):  # t
             Item.kind == kind,
             *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
+            hygiene.usable(),
             ~exists().where(Task.item_id == Item.id, Task.labeler_id == labeler_id),
         )
     )

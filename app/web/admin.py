@@ -95,7 +95,19 @@ def revoke_token(
 
 # --- Projects ---------------------------------------------------------------------------------
 
-PROJECT_FIELDS = ("name", "guidelines", "k_min", "k_max", "lease_seconds", "annotations_per_item")
+PROJECT_FIELDS = (
+    "name",
+    "guidelines",
+    "k_min",
+    "k_max",
+    "lease_seconds",
+    "annotations_per_item",
+    "overlap_percent",
+    "overlap_annotations",
+    "max_prompts_per_user",
+    "dedup_min_prefix",
+    "dedup_prefix_percent",
+)
 
 
 @router.get("/projects/new")

@@ -1,5 +1,7 @@
 """Turn browser form fields into the API's shapes, so one set of rules checks both."""
 
+import re
+
 from starlette.datastructures import FormData
 
 from app.schemas.labeling import FLAGS
@@ -35,6 +37,10 @@ def prompt_fields(form: FormData) -> dict[str, object]:
         # Blank pair rows are ignored; pairs typed under another kind are an error.
         "few_shot_pairs": pairs,
         "submission_key": _text(form, "submission_key") or None,
+        "person_names": [
+            n.strip() for n in re.split(r"[,\n]", _text(form, "person_names")) if n.strip()
+        ],
+        "confirm_warnings": _text(form, "confirm_warnings") == "on",
     }
 
 

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.deps import FormDep, SessionDep, WebLabeler, verify_csrf
-from app.errors import InvalidInput, ServiceError, validated
+from app.errors import InvalidInput, NeedsConfirmation, ServiceError, validated
 from app.models import Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
@@ -62,6 +62,7 @@ def _prompt_page(
     error: str | None = None,
     status_code: int = 200,
     started_at: datetime | None = None,
+    warnings: list[str] | None = None,
 ) -> Response:
     project = projects.get_project(session, project_id)
     if values is None:
@@ -69,7 +70,13 @@ def _prompt_page(
     if not values.get("submission_key"):
         values["submission_key"] = secrets.token_urlsafe(16)
     token = _form_token(request, values["submission_key"], started_at or utcnow())
-    context = {"project": project, "values": values, "form_token": token, "error": error}
+    context = {
+        "project": project,
+        "values": values,
+        "form_token": token,
+        "error": error,
+        "warnings": warnings or [],
+    }
     return render(request, "labeler/prompt_form.html", context, status_code)
 
 
@@ -90,6 +97,10 @@ def create_prompt(
         project = projects.get_project(session, project_id)
         data = validated(PromptIn, values)
         _prompt, created = prompts.create_prompt(session, project, labeler, data, started_at)
+    except NeedsConfirmation as exc:
+        return _prompt_page(
+            request, project_id, session, values, None, 200, started_at, exc.warnings
+        )
     except ServiceError as exc:
         return _prompt_page(
             request, project_id, session, values, exc.message, exc.status_code, started_at

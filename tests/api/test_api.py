@@ -103,7 +103,10 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
     completions = [
         {"text": f"a{i}", "model": "sft-1", "sampling": {"top_p": 0.9}} for i in range(4)
     ]
-    items = [{"prompt": {"instruction": "Why?"}, "completions": completions}] * 2
+    items = [
+        {"prompt": {"instruction": question}, "completions": completions}
+        for question in ("Why?", "How?")
+    ]
 
     response = client.post(
         f"/api/v1/projects/{project.id}/ranking-items", json=items, headers=headers
@@ -112,6 +115,19 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
     assert response.status_code == 201 and response.json()["created"] == 2
     stored = session.scalars(select(Completion)).all()
     assert {(c.model_name, c.sampling["top_p"]) for c in stored} == {("sft-1", 0.9)}
+
+
+def test_a_bulk_add_drops_repeated_prompts_and_says_which(client, session, project) -> None:
+    headers = bearer(session, make_user(session, "admin"))
+    completions = [{"text": f"a{i}"} for i in range(4)]
+    items = [{"prompt": {"instruction": "Why is the sky blue?"}, "completions": completions}] * 2
+
+    response = client.post(
+        f"/api/v1/projects/{project.id}/ranking-items", json=items, headers=headers
+    )
+
+    assert response.json()["created"] == 1
+    assert response.json()["dropped_duplicates"] == ["item 2: duplicate of item 1"]
 
 
 def test_a_bulk_add_with_a_bad_k_adds_nothing_and_names_the_item(client, session, project) -> None:

@@ -78,5 +78,5 @@ def test_sixty_labelers_at_once_are_all_served_and_stored(
     session.commit()  # a fresh snapshot: see what the server wrote
     assert [status for status, _ in results] == [200] * LABELERS
     assert session.scalar(select(func.count()).select_from(Ranking)) == LABELERS
-    served_items = session.scalars(select(Task.item_id)).all()
-    assert len(set(served_items)) == LABELERS, "an item was served twice"
+    served_slots = session.scalars(select(Task.slot_id)).all()
+    assert len(set(served_slots)) == LABELERS, "a slot was served twice"

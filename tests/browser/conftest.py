@@ -114,7 +114,7 @@ def _seed(db: Database) -> dict[str, Any]:
             "bob_id": bob.id,
             "project_id": project.id,
             "demo_prompt_id": demo_prompt.id,
-            "ranking_item_ids": [item.id for item in items],
+            "ranking_item_ids": [item.id for item in items.items],
         }
 
 

@@ -31,7 +31,7 @@ def test_an_empty_file_is_an_error() -> None:
 
 def test_items_get_one_slot_per_wanted_annotation(session) -> None:
     project = make_project(session, annotations_per_item=3)
-    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(GOOD))
+    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(GOOD)).items
     slots = session.scalar(select(func.count()).select_from(Slot).where(Slot.item_id == item.id))
     assert slots == 3
 
@@ -40,7 +40,7 @@ def test_completions_can_be_added_to_an_existing_prompt(session) -> None:
     project = make_project(session)
     prompt = make_prompt(session, project, make_user(session))
     line = GOOD.replace('"prompt": {"instruction": "Q"}', f'"prompt_id": {prompt.id}')
-    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(line))
+    [item] = imports.import_ranking_items(session, project, imports.parse_jsonl(line)).items
     assert item.prompt_id == prompt.id
 
 
