@@ -13,6 +13,7 @@ duplicates form a group; the earliest prompt of a group is kept.
 import itertools
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -146,6 +147,7 @@ def within_user_cap() -> ColumnElement[bool]:
     return or_(Prompt.user_key.is_(None), before.scalar_subquery() < cap.scalar_subquery())
 
 
+@cache  # a constant expression; building it is costly and the queue asks for it on every task
 def usable() -> ColumnElement[bool]:
     """Prompts that may enter queues and exports: reviewed or clean, and within the user cap."""
     return and_(Prompt.review_state.in_(USABLE_STATES), within_user_cap())

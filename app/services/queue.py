@@ -8,8 +8,9 @@ is atomic on SQLite and PostgreSQL alike, so two labelers never hold the same sl
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -32,20 +33,34 @@ def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
     return and_(Slot.state == "leased", Slot.lease_expires_at < now)
 
 
-def _available_to(labeler_id: int, project_id: int, kind: str, *claimable):  # type: ignore[no-untyped-def]
-    """Slots this labeler may be served: not their own prompt, not an item they already had."""
+def _available_to(*claimable):  # type: ignore[no-untyped-def]
+    """Slots the labeler may be served: not their own prompt, not an item they already had,
+    prompts cleared by hygiene. Parameters: labeler_id, project_id, kind."""
+    labeler_id = bindparam("labeler_id")
     return (
         select(Slot.id, Slot.item_id)
         .join(Item, Item.id == Slot.item_id)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .where(
-            Item.project_id == project_id,
-            Item.kind == kind,
+            Item.project_id == bindparam("project_id"),
+            Item.kind == bindparam("kind"),
             *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             hygiene.usable(),
             ~exists().where(Task.item_id == Item.id, Task.labeler_id == labeler_id),
         )
+    )
+
+
+@cache
+def _head_of_queue(lease_expired: bool):  # type: ignore[no-untyped-def]
+    """Built once: constructing this statement costs more than running it. Parameters:
+    those of _available_to, now, limit."""
+    claimable = _lease_expired(bindparam("now")) if lease_expired else Slot.state == "open"
+    return (
+        _available_to(claimable)
+        .order_by(Slot.item_id, Slot.id)
+        .limit(bindparam("limit", type_=Integer))
     )
 
 
@@ -56,11 +71,10 @@ def _candidates(
     first, then open slots, oldest item first. Each state is read on its own so the scan walks
     the (state, item_id) index and stops after a few rows instead of sorting every slot."""
     rows: list[tuple[int, int, bool]] = []
-    for expired, claimable in ((True, _lease_expired(now)), (False, Slot.state == "open")):
+    params = {"labeler_id": labeler_id, "project_id": project_id, "kind": kind, "now": now}
+    for expired in (True, False):
         found = session.execute(
-            _available_to(labeler_id, project_id, kind, claimable)
-            .order_by(Slot.item_id, Slot.id)
-            .limit(CANDIDATES_PER_TRY - len(rows))
+            _head_of_queue(expired), {**params, "limit": CANDIDATES_PER_TRY - len(rows)}
         ).all()
         rows += [(slot_id, item_id, expired) for slot_id, item_id in found]
         if len(rows) == CANDIDATES_PER_TRY:
@@ -73,8 +87,14 @@ def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[s
     now = utcnow()
     counts = {}
     for kind in ITEM_KINDS:
-        slots = _available_to(labeler_id, project_id, kind, _claimable(now)).subquery()
-        counts[kind] = session.scalar(select(func.count(func.distinct(slots.c.item_id)))) or 0
+        slots = _available_to(_claimable(now)).subquery()
+        counts[kind] = (
+            session.scalar(
+                select(func.count(func.distinct(slots.c.item_id))),
+                {"labeler_id": labeler_id, "project_id": project_id, "kind": kind},
+            )
+            or 0
+        )
     return counts
 
 
