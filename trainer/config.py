@@ -25,7 +25,7 @@ class RunConfig:
     seed: int = 0
     learning_rate: float = 1e-5
     batch_size: int = 32  # examples per optimizer step, over all processes
-    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_accum: int = 1  # micro-batches per optimizer step (SFT and RM)
     epochs: int = 1
     max_steps: int | None = None  # caps the optimizer steps of the schedule
     warmup_ratio: float = 0.03  # share of steps with linear warm-up, then cosine decay

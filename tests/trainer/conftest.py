@@ -16,6 +16,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+# One thread: the tiny models gain nothing from more, and CI machines have two cores.
+torch.set_num_threads(1)
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs/export-format.schema.json").read_text())
 THINGS = [
@@ -161,9 +163,9 @@ def colour_prompt(thing: str) -> str:
 
 
 def preference_completion(rng: random.Random, blue: bool) -> str:
-    words = [*rng.sample(FILLER, 2), "blue" if blue else rng.choice(COLOURS[1:])]
-    rng.shuffle(words)
-    return " ".join(words)
+    """A colour, "blue" or not, after zero to two filler words."""
+    words = rng.sample(FILLER, rng.randrange(3))
+    return " ".join([*words, "blue" if blue else rng.choice(COLOURS[1:])])
 
 
 def colour_world(seed: int = 0, rankings_per_split: int = 96) -> dict[str, list[dict]]:
@@ -292,7 +294,7 @@ SFT_OPTIONS = {
     "warmup_ratio": 0.1,
     "save_every": 0,
 }
-RM_OPTIONS = {"batch_size": 16, "epochs": 2, "learning_rate": 1e-3, "save_every": 0}
+RM_OPTIONS = {"batch_size": 16, "epochs": 4, "learning_rate": 2e-3, "save_every": 0}
 
 
 @pytest.fixture(scope="session")
@@ -313,6 +315,21 @@ def reward_model(
 
     out = tmp_path_factory.mktemp("rm")
     return rm.train(quiet_config("rm", **RM_OPTIONS), snapshot, sft_policy, out)
+
+
+PPO_OPTIONS = {
+    "batch_size": 16,
+    "minibatch_size": 8,
+    "epochs": 12,
+    "ppo_epochs": 4,
+    "learning_rate": 3e-4,
+    "value_learning_rate": 1e-4,
+    "max_new_tokens": 6,
+    "kl_coef": 0.05,
+    "warmup_ratio": 0.0,
+    "log_every": 1,
+    "save_every": 0,
+}
 
 
 def read_metrics(out: Path) -> list[dict]:
