@@ -40,7 +40,11 @@ class Run:
         self.stage, self.config = stage, config
         self.data, self.model_path, self.out = Path(data), Path(model), Path(out)
         on_gpu = torch.cuda.is_available()
-        self.accelerator = Accelerator(mixed_precision="bf16" if config.bf16 and on_gpu else "no")
+        # Without a GPU, processes started by torchrun / `accelerate launch --multi_gpu` join
+        # one gloo group only when the accelerator is told it runs on CPU.
+        self.accelerator = Accelerator(
+            cpu=not on_gpu, mixed_precision="bf16" if config.bf16 and on_gpu else "no"
+        )
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
@@ -190,9 +194,8 @@ class Run:
 
     def finish(self, model: torch.nn.Module, tokenizer, step: int) -> Path:
         """Logs the run's totals and saves the final model to OUT/model."""
-        self.log_metrics(
-            step, step, {"peak_memory_mb": self.peak_memory_mb(), "seconds": self.elapsed()}
-        )
+        totals = {"peak_memory_mb": self.peak_memory_mb(), "seconds": self.elapsed()}
+        self.log_metrics(step, step, {**totals, "processes": self.world})
         if self._progress is not None:
             self._progress.close()
         return self.save_model(model, tokenizer, self.out / "model")

@@ -16,6 +16,7 @@ TIMINGS = {
     "generation_share",
     "seconds",
     "peak_memory_mb",
+    "processes",
 }
 
 
