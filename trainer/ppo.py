@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.config import PpoConfig
+from trainer.config import ConfigError, PpoConfig
 from trainer.models import (
     ValueModel,
     load_policy,
@@ -171,18 +171,18 @@ def train(
     config: PpoConfig, data: str | Path, model: str | Path, out: str | Path, resume: bool = False
 ) -> Path:
     if not config.reward_model:
-        raise ValueError("PPO needs a reward model: --reward-model DIR")
+        raise ConfigError("PPO needs a reward model: --reward-model DIR")
     run = Run("ppo", config, data, model, out, resume)
     tokenizer = load_tokenizer(model)
     if load_tokenizer(config.reward_model).get_vocab() != tokenizer.get_vocab():
-        raise ValueError("the reward model's tokenizer differs from the policy's")
+        raise ConfigError("the reward model's tokenizer differs from the policy's")
     chat = ChatFormat(tokenizer)
     prompts = run.snapshot.prompts("train")
     held_out = [p.context for p in run.snapshot.prompts("validation")]
     demonstrations = run.snapshot.demonstrations("train")
     run.check_batch_size(config.batch_size, len(prompts), "prompts")
     if config.ptx_coef > 0 and not demonstrations:
-        raise ValueError("ptx_coef > 0 needs demonstrations in the snapshot")
+        raise ConfigError("ptx_coef > 0 needs demonstrations in the snapshot")
 
     policy = load_policy(model, config, tokenizer)
     value_model = ValueModel(load_scalar_model(config.reward_model, config, tokenizer))

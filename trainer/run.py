@@ -20,7 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from trainer.config import RunConfig, save_config
+from trainer.config import ConfigError, RunConfig, save_config
 from trainer.snapshot import Snapshot
 from trainer.tensors import warmup_cosine
 
@@ -77,11 +77,11 @@ class Run:
     def check_batch_size(self, batch_size: int, n_items: int, what: str) -> None:
         parts = self.config.grad_accum * self.world
         if batch_size % parts:
-            raise ValueError(
+            raise ConfigError(
                 f"batch size {batch_size} does not split into grad_accum × processes = {parts}"
             )
         if n_items < batch_size:
-            raise ValueError(f"{n_items} {what} in the training split, fewer than one batch")
+            raise ConfigError(f"{n_items} {what} in the training split, fewer than one batch")
 
     def micro_batches(self, batch: list[int]) -> list[list[int]]:
         """This process's share of each micro-batch of a global batch."""
