@@ -102,3 +102,23 @@ def test_a_llama_style_model_with_lora_trains_and_loads_back(
         tmp_path,
     )
     assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "llama"
+
+
+def test_gradient_checkpointing_saves_memory_without_changing_the_result(
+    tmp_path: Path, snapshot: Path, tiny_model: Path
+) -> None:
+    losses = {}
+    for checkpointing in (False, True):
+        out = tmp_path / str(checkpointing)
+        config = quiet_config(
+            "sft",
+            batch_size=8,
+            max_steps=2,
+            dropout=0.0,
+            log_every=1,
+            gradient_checkpointing=checkpointing,
+            save_every=0,
+        )
+        sft.train(config, snapshot, tiny_model, out)
+        losses[checkpointing] = [m["loss"] for m in read_metrics(out) if "loss" in m]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
