@@ -165,12 +165,11 @@ def train(
             tick, tokens_since = time.perf_counter(), 0.0
         epoch_end = done % steps_per_epoch == 0 or done == total_steps
         if epoch_end:
-            metrics = {
-                "epoch": epoch + 1,
-                "validation_loss": validation_loss(
+            metrics: dict[str, float] = {"epoch": epoch + 1}
+            if validation:
+                metrics["validation_loss"] = validation_loss(
                     run, policy, chat, validation, config.batch_size
-                ),
-            }
+                )
             if reward_model is not None and contexts:
                 score = mean_reward(run, policy, reward_model, chat, contexts, config)
                 metrics["validation_reward"] = score
