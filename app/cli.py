@@ -114,8 +114,10 @@ def import_completions(file: Path, project_id: int) -> None:
     click.echo(f"Imported {len(items)} ranking items into project {project_id}.")
 
 
-@main.group(help="Train SFT, reward-model and PPO stages on an export snapshot (needs the "
-            "'train' extra: pip install 'rankery[train]').")
+@main.group(
+    help="Train SFT, reward-model and PPO stages on an export snapshot (needs the "
+    "'train' extra: pip install 'rankery[train]')."
+)
 def train() -> None:
     pass
 
