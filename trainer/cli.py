@@ -48,6 +48,7 @@ def parser(stage: str) -> argparse.ArgumentParser:
 def stage_main(stage: str, argv: Sequence[str] | None = None) -> None:
     args = parser(stage).parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # a line per saved file otherwise
     overrides = list(args.overrides)
     if getattr(args, "reward_model", None):
         overrides.append(f"reward_model={args.reward_model}")
