@@ -104,7 +104,7 @@ def test_a_llama_style_model_with_lora_trains_and_loads_back(
     assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "llama"
 
 
-def test_gradient_checkpointing_saves_memory_without_changing_the_result(
+def test_gradient_checkpointing_leaves_the_losses_unchanged(
     tmp_path: Path, snapshot: Path, tiny_model: Path
 ) -> None:
     losses = {}
