@@ -120,5 +120,39 @@ def import_completions(file: Path, project_id: int) -> None:
         click.echo(f"{report.held} prompt(s) with personal data wait for an admin's review.")
 
 
+@main.group(
+    help="Train SFT, reward-model and PPO stages on an export snapshot (needs the "
+    "'train' extra: pip install 'rankery[train]')."
+)
+def train() -> None:
+    pass
+
+
+def _train_command(stage: str, summary: str) -> None:
+    # The trainer defines its own arguments (`python -m trainer.STAGE` and `accelerate launch`
+    # use the same ones), so they pass through untouched; `--help` shows them.
+    @train.command(
+        stage,
+        help=f"{summary} Run `rankery train {stage} --help` for the options.",
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        try:
+            from trainer.cli import stage_main
+        except ImportError as exc:  # torch and friends are an optional extra
+            raise click.ClickException(
+                f"the trainer needs the 'train' extra ({exc.name} is missing): "
+                "pip install 'rankery[train]'"
+            ) from None
+        stage_main(stage, list(args))
+
+
+_train_command("sft", "Supervised fine-tuning on demonstrations.")
+_train_command("rm", "Reward model on K-wise rankings.")
+_train_command("ppo", "PPO(-ptx) against a reward model.")
+
+
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs Rankery into it. `scripts/setup.sh test` adds the test tools and the
-# system packages the tests need (PostgreSQL server, Chromium) from Debian.
+# system packages the tests need (PostgreSQL server, Chromium) from Debian, and the trainer with
+# the CPU build of torch (pinned: an unpinned torch would pull a multi-GB CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ "${1:-}" = "test" ]; then
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  .venv/bin/python -m pip install --quiet torch==2.13.0
+  .venv/bin/python -m pip install --quiet -e '.[test,train]'
   missing=()
   compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
   command -v chromium > /dev/null || missing+=(chromium)

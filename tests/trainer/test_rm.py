@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import pytest
+
+from tests.trainer.conftest import quiet_config, ranking, read_metrics, write_snapshot
+from trainer import rm
+from trainer.snapshot import Snapshot
+
+torch = pytest.importorskip("torch")
+
+
+def load(model_dir: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from trainer.text import ChatFormat
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    return model, ChatFormat(AutoTokenizer.from_pretrained(model_dir))
+
+
+def test_learns_a_synthetic_preference_to_95_percent_validation_accuracy(
+    reward_model: Path,
+) -> None:
+    final = [m for m in read_metrics(reward_model.parent) if "validation_accuracy" in m][-1]
+    assert final["validation_accuracy"] >= 0.95
+
+
+def test_validation_accuracy_is_reported_by_k_and_by_labeler_group(reward_model: Path) -> None:
+    final = [m for m in read_metrics(reward_model.parent) if "validation_accuracy" in m][-1]
+    assert {
+        "validation_accuracy_k3",
+        "validation_accuracy_k4",
+        "validation_accuracy_k5",
+        "validation_accuracy_training",
+        "validation_loss",
+    } <= set(final)
+
+
+def test_saved_model_loads_as_a_sequence_classifier_with_one_label(reward_model: Path) -> None:
+    model, _ = load(reward_model)
+    assert model.config.num_labels == 1
+
+
+def test_labeler_demonstrations_score_mean_zero_after_the_shift(
+    reward_model: Path, snapshot: Path
+) -> None:
+    from trainer.models import right_padded, sequence_scores
+
+    model, chat = load(reward_model)
+    demonstrations = Snapshot(snapshot).demonstrations("train")
+    sequences = [chat.completion(d.messages[:-1], d.messages[-1].content) for d in demonstrations]
+    with torch.no_grad():
+        scores = sequence_scores(model, *right_padded(sequences, chat.pad_id, "cpu"))
+    assert scores.mean().item() == pytest.approx(0.0, abs=1e-4)
+    shift = [m for m in read_metrics(reward_model.parent) if "demonstration_shift" in m]
+    assert len(shift) == 1
+
+
+def test_grouped_and_pairwise_modes_give_the_same_loss_on_the_same_batch(
+    tiny_model: Path, snapshot: Path
+) -> None:
+    model, chat = load(tiny_model)
+    rankings = Snapshot(snapshot).rankings("train")[:6]
+    with torch.no_grad():
+        grouped, _ = rm.ranking_losses(*rm.grouped_scores(model, chat, rankings, 128, "cpu"))
+        pairwise, _ = rm.ranking_losses(*rm.pairwise_scores(model, chat, rankings, 128, "cpu"))
+    assert grouped.mean().item() == pytest.approx(pairwise.mean().item(), abs=1e-5)
+
+
+def test_grouped_mode_forwards_each_completion_once_and_pairwise_each_pair(
+    tiny_model: Path, snapshot: Path
+) -> None:
+    model, chat = load(tiny_model)
+    rankings = Snapshot(snapshot).rankings("train")[:6]
+    with torch.no_grad():
+        grouped, _ = rm.grouped_scores(model, chat, rankings, 128, "cpu")
+        pairwise, _ = rm.pairwise_scores(model, chat, rankings, 128, "cpu")
+    assert len(grouped) == sum(r.k for r in rankings)
+    assert len(pairwise) == 2 * sum(len(r.ordered_pairs()) for r in rankings)
+
+
+def test_the_loss_of_a_ranking_averages_minus_log_sigmoid_over_its_pairs() -> None:
+    scores = torch.tensor([2.0, 0.0, 1.0])
+    pairs = [[(0, 1), (0, 2), (2, 1)]]  # ranks 1, 3, 2
+    losses, correct = rm.ranking_losses(scores, pairs)
+    margins = torch.tensor([2.0, 1.0, 1.0])
+    assert losses.item() == pytest.approx(-torch.nn.functional.logsigmoid(margins).mean().item())
+    assert correct.tolist() == [True, True, True]
+
+
+def test_ties_contribute_no_pair_and_all_tied_rankings_are_skipped(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    records = [
+        ranking(i, "pick a colour for the car", [("blue", 1), ("red", 1), ("green", 2)])
+        for i in range(4)
+    ]
+    records.append(ranking(9, "pick a colour for the car", [("blue", 1), ("red", 1)]))
+    snapshot = write_snapshot(tmp_path / "snapshot", {"rm": records})
+    assert Snapshot(snapshot).rankings("train")[0].ordered_pairs() == [(0, 2), (1, 2)]
+    rm.train(quiet_config("rm", batch_size=4, epochs=1), snapshot, tiny_model, tmp_path / "out")
+    assert read_metrics(tmp_path / "out")[0]["step"] == 1  # 4 rankings with pairs: one batch
