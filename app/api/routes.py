@@ -10,7 +10,7 @@ from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
 from app.errors import validated
 from app.models import Task
 from app.schemas import api
-from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
+from app.schemas.admin import GroupIn, ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.schemas.quality import (
     HeldPromptOut,
@@ -21,6 +21,7 @@ from app.schemas.quality import (
 )
 from app.services import (
     activity,
+    groups,
     hygiene,
     imports,
     projects,
@@ -163,6 +164,7 @@ def _quality_out(report: QualityReport) -> QualityReportOut:
         {
             **vars(report),
             "summary": vars(report.summary),
+            "groups": [vars(g) for g in report.groups],
             "labelers": [vars(r) for r in report.labelers],
             "pairs": [vars(p) for p in report.pairs],
             "agreement_by_day": dated(report.agreement_by_day),
@@ -190,6 +192,18 @@ def set_user_active(
     user_id: int, data: api.UserActiveIn, session: SessionDep, admin: ApiAdmin
 ) -> api.UserOut:
     return api.UserOut.model_validate(users.set_active(session, user_id, data.is_active, admin))
+
+
+@router.put(
+    "/users/{user_id}/group",
+    tags=["admin"],
+    response_model=api.UserOut,
+    summary="Put a labeler into the training or the held-out group",
+)
+def set_user_group(
+    user_id: int, data: GroupIn, session: SessionDep, _admin: ApiAdmin
+) -> api.UserOut:
+    return api.UserOut.model_validate(groups.set_group(session, user_id, data.labeler_group))
 
 
 @router.post(

@@ -18,7 +18,11 @@ DEDUP_KEY_CHARS = 400
 class UserIn(Strict):
     username: Username
     password: Password
-    role: Literal["admin", "labeler"] = "labeler"
+    role: Literal["admin", "labeler", "candidate"] = "labeler"
+
+
+class GroupIn(Strict):
+    labeler_group: Literal["training", "held_out"]
 
 
 class ProjectSettingsIn(Strict):

@@ -13,6 +13,7 @@ class UserOut(Out):
     id: int
     username: str
     role: str
+    labeler_group: str
     is_active: bool
     created_at: datetime
 

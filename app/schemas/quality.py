@@ -37,6 +37,14 @@ class AgreementSummaryOut(Out):
     rankings: int
 
 
+class GroupAgreementOut(Out):
+    key: str = Field(description="training | held_out | held_out_vs_training")
+    title: str
+    rate: float | None
+    interval: tuple[float, float] | None
+    comparisons: int
+
+
 class LabelerStatsOut(Out):
     labeler_id: int
     username: str
@@ -81,6 +89,7 @@ class QualityReportOut(BaseModel):
     project_id: int
     filters: StatsFilter
     summary: AgreementSummaryOut
+    groups: list[GroupAgreementOut]
     labelers: list[LabelerStatsOut]
     pairs: list[PairStatsOut]
     agreement_by_day: list[DayAgreementOut]

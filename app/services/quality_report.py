@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Completion, Item, Project, Ranking, RankingEntry, Task, User
 from app.schemas.quality import StatsFilter
-from app.services import agreement, labeler_stats
+from app.services import agreement, groups, labeler_stats
 from app.services.labeler_stats import FLAG_NAMES
 
 
@@ -43,10 +43,30 @@ class PairRow:
 
 
 @dataclass(frozen=True)
+class GroupAgreement:
+    """Agreement within a labeler group, or between two (InstructGPT: 72.6 ± 1.5 % among
+    training labelers, 77.3 ± 1.3 % for held-out labelers)."""
+
+    key: str  # training | held_out | held_out_vs_training
+    title: str
+    rate: float | None
+    interval: tuple[float, float] | None
+    comparisons: int
+
+
+GROUP_COMPARISONS = (
+    ("training", "Training labelers with each other", ("training", "training")),
+    ("held_out", "Held-out labelers with each other", ("held_out", "held_out")),
+    ("held_out_vs_training", "Held-out labelers with training labelers", ("held_out", "training")),
+)
+
+
+@dataclass(frozen=True)
 class QualityReport:
     project_id: int
     filters: StatsFilter
     summary: agreement.AgreementSummary
+    groups: list[GroupAgreement]
     labelers: list[LabelerRow]
     pairs: list[PairRow]
     agreement_by_day: list[agreement.DayAgreement]
@@ -73,12 +93,37 @@ def project_report(session: Session, project: Project, filters: StatsFilter) -> 
         project_id=project.id,
         filters=filters,
         summary=agreement.summarize(table, comparisons),
+        groups=_group_agreement(session, table, comparisons),
         labelers=labelers,
         pairs=sorted(pairs, key=lambda p: (-p.comparisons, p.labeler_a, p.labeler_b)),
         agreement_by_day=agreement.per_day(comparisons),
         throughput=labeler_stats.throughput_per_day(tasks),
         time_histogram=labeler_stats.time_histogram(tasks),
     )
+
+
+def _group_agreement(
+    session: Session, table: agreement.RankingTable, comparisons: agreement.Comparisons
+) -> list[GroupAgreement]:
+    group_of = groups.groups_of(session, {int(i) for i in np.unique(table.labeler)})
+    group_a = np.array([group_of.get(int(i)) for i in table.labeler[comparisons.a]], dtype=object)
+    group_b = np.array([group_of.get(int(i)) for i in table.labeler[comparisons.b]], dtype=object)
+    result = []
+    for key, title, (first, second) in GROUP_COMPARISONS:
+        keep = ((group_a == first) & (group_b == second)) | (
+            (group_a == second) & (group_b == first)
+        )
+        chosen = agreement.subset(comparisons, keep.astype(bool))
+        result.append(
+            GroupAgreement(
+                key=key,
+                title=title,
+                rate=agreement.agreement_rate(chosen),
+                interval=agreement.bootstrap_interval(chosen),
+                comparisons=len(chosen),
+            )
+        )
+    return result
 
 
 def _labeler_row(

@@ -212,3 +212,18 @@ def test_a_labeler_cannot_read_another_labelers_task(client, session, project) -
     response = client.get(f"/api/v1/tasks/{task['id']}", headers=bearer(session, other))
 
     assert response.status_code == 404
+
+
+def test_an_admin_puts_a_labeler_into_the_held_out_group(client, session) -> None:
+    labeler = make_user(session)
+    headers = bearer(session, make_user(session, "admin"))
+
+    moved = client.put(
+        f"/api/v1/users/{labeler.id}/group", json={"labeler_group": "held_out"}, headers=headers
+    )
+    refused = client.put(
+        f"/api/v1/users/{labeler.id}/group", json={"labeler_group": "vip"}, headers=headers
+    )
+
+    assert moved.status_code == 200 and moved.json()["labeler_group"] == "held_out"
+    assert refused.status_code == 422

@@ -116,3 +116,39 @@ def test_an_admin_creates_a_project(client, session) -> None:
         },
     )
     assert session.scalar(select(Project)).name == "New one"
+
+
+def test_the_users_page_moves_a_labeler_to_the_held_out_group(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, make_user(session, "admin"))
+
+    response = client.post(
+        f"/admin/users/{labeler.id}/group",
+        data={"labeler_group": "held_out", "csrf_token": token},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    session.refresh(labeler)
+    assert labeler.labeler_group == "held_out"
+    assert "Held-out" in client.get("/admin/users").text
+
+
+def test_setting_a_group_needs_the_csrf_token(client, session) -> None:
+    labeler = make_user(session)
+    login(client, make_user(session, "admin"))
+    response = client.post(f"/admin/users/{labeler.id}/group", data={"labeler_group": "held_out"})
+    assert response.status_code == 403
+    session.refresh(labeler)
+    assert labeler.labeler_group == "training"
+
+
+def test_a_labeler_cannot_set_groups(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, labeler)
+    response = client.post(
+        f"/admin/users/{labeler.id}/group", data={"labeler_group": "held_out", "csrf_token": token}
+    )
+    assert response.status_code == 403
+    session.refresh(labeler)
+    assert labeler.labeler_group == "training"

@@ -121,3 +121,9 @@ def test_the_dashboard_links_each_projects_quality_pages(client, session, ranked
     login(client, make_user(session, "admin"))
     page = client.get("/admin").text
     assert f'href="/admin/projects/{ranked_project.id}/quality"' in page
+
+
+def test_the_page_reports_agreement_per_labeler_group(client, session, ranked_project) -> None:
+    login(client, make_user(session, "admin"))
+    page = client.get(f"/admin/projects/{ranked_project.id}/quality").text
+    assert 'id="group-training"' in page and "Held-out labelers with training labelers" in page
