@@ -162,18 +162,32 @@ def _window(column: Any, filters: StatsFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _ranking_conditions(project_id: int, filters: StatsFilter) -> list[ColumnElement[bool]]:
-    conditions = [Item.project_id == project_id, *_window(Ranking.created_at, filters)]
+# The report covers labelers' work, gold items included; screening items are candidates'.
+LABELER_PURPOSES = ("work", "gold")
+
+
+def _ranking_conditions(
+    project_id: int, filters: StatsFilter, purposes: tuple[str, ...]
+) -> list[ColumnElement[bool]]:
+    conditions = [
+        Item.project_id == project_id,
+        Item.purpose.in_(purposes),
+        *_window(Ranking.created_at, filters),
+    ]
     if filters.labeler_ids:
         conditions.append(Ranking.labeler_id.in_(filters.labeler_ids))
     return conditions
 
 
 def load_rankings(
-    session: Session, project_id: int, filters: StatsFilter
+    session: Session,
+    project_id: int,
+    filters: StatsFilter,
+    purposes: tuple[str, ...] = LABELER_PURPOSES,
 ) -> tuple[agreement.RankingTable, labeler_stats.RankingFlags]:
-    """The project's submitted rankings in the window, as arrays (ranks by completion position)."""
-    conditions = _ranking_conditions(project_id, filters)
+    """The project's submitted rankings in the window, as arrays (ranks by completion position),
+    on items of these purposes."""
+    conditions = _ranking_conditions(project_id, filters, purposes)
     rankings = session.execute(
         select(Ranking.id, Ranking.item_id, Ranking.labeler_id, Ranking.created_at, Ranking.all_bad)
         .join(Item, Item.id == Ranking.item_id)
@@ -223,6 +237,7 @@ def load_tasks(session: Session, project_id: int, filters: StatsFilter) -> label
     """Tasks of any kind finished (submitted or skipped) in the window."""
     conditions = [
         Item.project_id == project_id,
+        Item.purpose.in_(LABELER_PURPOSES),
         Task.state.in_(("submitted", "skipped")),
         *_window(Task.finished_at, filters),
     ]

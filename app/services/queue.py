@@ -34,8 +34,9 @@ def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
 
 
 def _available_to(*claimable):  # type: ignore[no-untyped-def]
-    """Slots the labeler may be served: not their own prompt, not an item they already had,
-    prompts cleared by hygiene. Parameters: labeler_id, project_id, kind."""
+    """Slots the labeler may be served: normal work (gold items come through gold.py), not
+    their own prompt, not an item they already had, prompts cleared by hygiene. Parameters:
+    labeler_id, project_id, kind."""
     labeler_id = bindparam("labeler_id")
     return (
         select(Slot.id, Slot.item_id)
@@ -44,6 +45,7 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
         .where(
             Item.project_id == bindparam("project_id"),
             Item.kind == bindparam("kind"),
+            Item.purpose == "work",
             *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             hygiene.usable(),
