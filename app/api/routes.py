@@ -19,8 +19,10 @@ from app.schemas.quality import (
     StatsFilter,
     UserOverCapOut,
 )
+from app.schemas.screening import GoldItemIn
 from app.services import (
     activity,
+    gold,
     groups,
     hygiene,
     imports,
@@ -101,6 +103,26 @@ def add_ranking_items(
     )
 
 
+@router.post(
+    "/projects/{project_id}/gold-items",
+    tags=["admin"],
+    response_model=api.ImportResult,
+    status_code=201,
+    summary="Add ranking items with researchers' answers to the gold pool (all or nothing)",
+)
+def add_gold_items(
+    project_id: int, items: list[GoldItemIn], session: SessionDep, _admin: ApiAdmin
+) -> api.ImportResult:
+    project = projects.get_project(session, project_id)
+    created = gold.add_gold_items(session, project, items)
+    return api.ImportResult(
+        created=len(created),
+        item_ids=[i.id for i in created],
+        dropped_duplicates=[],
+        held_for_review=0,
+    )
+
+
 @router.get(
     "/projects/{project_id}/quality",
     tags=["admin"],
@@ -170,6 +192,7 @@ def _quality_out(report: QualityReport) -> QualityReportOut:
             "agreement_by_day": dated(report.agreement_by_day),
             "throughput": dated(report.throughput),
             "time_histogram": [vars(b) for b in report.time_histogram],
+            "gold_by_day": dated(report.gold_by_day),
         }
     )
 

@@ -58,6 +58,15 @@ class LabelerStatsOut(Out):
     rankings: int
     all_bad_share: float | None
     flag_rates: dict[str, float | None]
+    gold_agreement: float | None = Field(description="Agreement with the gold rankings")
+    gold_rankings: int = Field(description="Gold items ranked (with a gold ranking)")
+
+
+class GoldDayOut(BaseModel):
+    username: str
+    day: date
+    agreement: float | None
+    rankings: int
 
 
 class PairStatsOut(Out):
@@ -95,6 +104,7 @@ class QualityReportOut(BaseModel):
     agreement_by_day: list[DayAgreementOut]
     throughput: list[DayCountOut]
     time_histogram: list[TimeBinOut]
+    gold_by_day: list[GoldDayOut]
 
 
 class ReviewIn(Strict):

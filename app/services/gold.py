@@ -56,7 +56,22 @@ def add_gold_item(
     session: Session, project: Project, data: GoldItemIn, purpose: str = "gold"
 ) -> Item:
     """A ranking item with its researchers' answer, for the gold pool or the screening test."""
-    check_k(project, len(data.completions))
+    [item] = add_gold_items(session, project, [data], purpose)
+    return item
+
+
+def add_gold_items(
+    session: Session, project: Project, items: list[GoldItemIn], purpose: str = "gold"
+) -> list[Item]:
+    """Several gold items in one commit: one with K outside the project's range adds none."""
+    for data in items:
+        check_k(project, len(data.completions))
+    created = [_gold_item(session, project, data, purpose) for data in items]
+    session.commit()
+    return created
+
+
+def _gold_item(session: Session, project: Project, data: GoldItemIn, purpose: str) -> Item:
     item = Item(
         project_id=project.id,
         prompt=_prompt(project, data.instruction, data.category),
@@ -67,7 +82,6 @@ def add_gold_item(
     session.add(item)
     session.flush()
     session.add(GoldAnswer(item_id=item.id, ranks=data.gold_ranks, flags=data.gold_flags))
-    session.commit()
     return item
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Completion, Item, Project, Ranking, RankingEntry, Task, User
 from app.schemas.quality import StatsFilter
-from app.services import agreement, groups, labeler_stats
+from app.services import agreement, gold, groups, labeler_stats
 from app.services.labeler_stats import FLAG_NAMES
 
 
@@ -31,6 +31,18 @@ class LabelerRow:
     rankings: int
     all_bad_share: float | None
     flag_rates: dict[str, float | None]
+    gold_agreement: float | None  # pairwise agreement with the researchers on gold items
+    gold_rankings: int
+
+
+@dataclass(frozen=True)
+class GoldDay:
+    """A labeler's agreement with the gold rankings on one day (accuracy over time)."""
+
+    username: str
+    day: np.datetime64
+    agreement: float | None
+    rankings: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class QualityReport:
     agreement_by_day: list[agreement.DayAgreement]
     throughput: list[labeler_stats.DayCount]
     time_histogram: list[labeler_stats.TimeBin]
+    gold_by_day: list[GoldDay]
 
 
 def project_report(session: Session, project: Project, filters: StatsFilter) -> QualityReport:
@@ -80,9 +93,16 @@ def project_report(session: Session, project: Project, filters: StatsFilter) -> 
     comparisons = agreement.compare(table)
     agreeing = {a.labeler: a for a in agreement.per_labeler(table, comparisons)}
     activity = {a.labeler: a for a in labeler_stats.per_labeler(tasks, flags)}
-    names = _usernames(session, set(agreeing) | set(activity))
+    with_gold, by_day = _gold_accuracy(session, project, filters)
+    names = _usernames(session, set(agreeing) | set(activity) | set(with_gold))
     labelers = [
-        _labeler_row(labeler_id, names[labeler_id], agreeing.get(labeler_id), activity[labeler_id])
+        _labeler_row(
+            labeler_id,
+            names[labeler_id],
+            agreeing.get(labeler_id),
+            activity[labeler_id],
+            with_gold.get(labeler_id),
+        )
         for labeler_id in sorted(activity, key=lambda i: names[i])
     ]
     pairs = [
@@ -99,7 +119,35 @@ def project_report(session: Session, project: Project, filters: StatsFilter) -> 
         agreement_by_day=agreement.per_day(comparisons),
         throughput=labeler_stats.throughput_per_day(tasks),
         time_histogram=labeler_stats.time_histogram(tasks),
+        gold_by_day=sorted(
+            (GoldDay(names[i], d.day, d.rate, d.comparisons) for i, d in by_day),
+            key=lambda g: (g.username, g.day),
+        ),
     )
+
+
+def _gold_accuracy(
+    session: Session, project: Project, filters: StatsFilter
+) -> tuple[dict[int, agreement.LabelerAgreement], list[tuple[int, agreement.DayAgreement]]]:
+    """Each labeler's agreement with the gold rankings: overall, and per day."""
+    table, _flags = load_rankings(session, project.id, filters, ("gold",))
+    answers = gold.answers(session, {int(i) for i in np.unique(table.item)})
+    combined, comparisons = gold.with_gold(table, answers)
+    overall = {
+        a.labeler: a
+        for a in agreement.per_labeler(combined, comparisons)
+        if a.labeler != gold.GOLD_LABELER
+    }
+    first = combined.labeler[comparisons.a]
+    second = combined.labeler[comparisons.b]
+    by_day = [
+        (labeler_id, day)
+        for labeler_id in overall
+        for day in agreement.per_day(
+            agreement.subset(comparisons, (first == labeler_id) | (second == labeler_id))
+        )
+    ]
+    return overall, by_day
 
 
 def _group_agreement(
@@ -131,6 +179,7 @@ def _labeler_row(
     username: str,
     agrees: agreement.LabelerAgreement | None,
     works: labeler_stats.LabelerActivity,
+    with_gold: agreement.LabelerAgreement | None,
 ) -> LabelerRow:
     return LabelerRow(
         labeler_id=labeler_id,
@@ -145,6 +194,8 @@ def _labeler_row(
         rankings=works.rankings,
         all_bad_share=works.all_bad_share,
         flag_rates=works.flag_rates,
+        gold_agreement=with_gold.rate if with_gold else None,
+        gold_rankings=with_gold.comparisons if with_gold else 0,
     )
 
 

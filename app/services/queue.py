@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
-from app.services import hygiene
+from app.services import gold, hygiene
 
 ITEM_KINDS = ("ranking", "demonstration")
 CANDIDATES_PER_TRY = 16
@@ -106,6 +106,10 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
         raise NotFound(f"There is no task kind {kind!r}.")
     if resumed := _resume(session, project, labeler, kind):
         return resumed
+    # Gold items, at the project's rate; a labeler who has had them all gets normal work.
+    gold_turn = kind == "ranking" and random.random() * 100 < project.gold_percent
+    if gold_turn and (served := gold.next_gold_task(session, project, labeler)):
+        return served
     for _ in range(CLAIM_TRIES):
         now = utcnow()
         candidates = _candidates(session, labeler.id, project.id, kind, now)

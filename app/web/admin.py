@@ -120,6 +120,10 @@ PROJECT_FIELDS = (
     "max_prompts_per_user",
     "dedup_min_prefix",
     "dedup_prefix_percent",
+    "gold_percent",
+    "min_task_ms",
+    "min_task_median_percent",
+    "too_fast_review_count",
 )
 
 
