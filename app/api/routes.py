@@ -193,6 +193,7 @@ def _quality_out(report: QualityReport) -> QualityReportOut:
             "throughput": dated(report.throughput),
             "time_histogram": [vars(b) for b in report.time_histogram],
             "gold_by_day": dated(report.gold_by_day),
+            "too_fast": [vars(t) for t in report.too_fast],
         }
     )
 

@@ -69,6 +69,14 @@ class GoldDayOut(BaseModel):
     rankings: int
 
 
+class TooFastLabelerOut(Out):
+    labeler_id: int
+    username: str
+    flagged: int = Field(description="Submissions flagged too fast")
+    submitted: int
+    share: float
+
+
 class PairStatsOut(Out):
     labeler_a: str
     labeler_b: str
@@ -105,6 +113,10 @@ class QualityReportOut(BaseModel):
     throughput: list[DayCountOut]
     time_histogram: list[TimeBinOut]
     gold_by_day: list[GoldDayOut]
+    too_fast: list[TooFastLabelerOut] = Field(
+        description="Labelers with at least the project's too_fast_review_count flagged "
+        "submissions (all time)"
+    )
 
 
 class ReviewIn(Strict):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Completion, Item, Project, Ranking, RankingEntry, Task, User
 from app.schemas.quality import StatsFilter
-from app.services import agreement, gold, groups, labeler_stats
+from app.services import agreement, gold, groups, labeler_stats, pace
 from app.services.labeler_stats import FLAG_NAMES
 
 
@@ -85,6 +85,7 @@ class QualityReport:
     throughput: list[labeler_stats.DayCount]
     time_histogram: list[labeler_stats.TimeBin]
     gold_by_day: list[GoldDay]
+    too_fast: list[pace.TooFastLabeler]  # up for review (all time, whatever the window)
 
 
 def project_report(session: Session, project: Project, filters: StatsFilter) -> QualityReport:
@@ -123,6 +124,7 @@ def project_report(session: Session, project: Project, filters: StatsFilter) -> 
             (GoldDay(names[i], d.day, d.rate, d.comparisons) for i, d in by_day),
             key=lambda g: (g.username, g.day),
         ),
+        too_fast=pace.labelers_to_review(session, project),
     )
 
 

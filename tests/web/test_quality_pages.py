@@ -149,3 +149,20 @@ def test_the_page_shows_gold_accuracy_per_labeler_and_day(client, session) -> No
     assert 'id="table-gold"' in page and "Agreement with gold" in page
     [row] = list(csv.DictReader(io.StringIO(gold_csv)))
     assert (row["username"], float(row["agreement"])) == ("gia", 5 / 6)
+
+
+def test_the_page_lists_labelers_who_submit_too_fast(client, session) -> None:
+    project = make_project(session, min_task_ms=60_000, too_fast_review_count=1)
+    make_ranking_item(session, project)
+    rank_next(session, project, make_user(session, username="hasty"), [1, 2, 3, 4])
+    login(client, make_user(session, "admin"))
+
+    page = client.get(f"/admin/projects/{project.id}/quality").text
+    report = client.get(
+        f"/api/v1/projects/{project.id}/quality",
+        headers=bearer(session, make_user(session, "admin")),
+    ).json()
+
+    table = page[page.index('id="too-fast"') :]
+    assert "<td>hasty</td><td>1</td>" in table
+    assert [(t["username"], t["flagged"]) for t in report["too_fast"]] == [("hasty", 1)]
