@@ -37,7 +37,10 @@ def migrate() -> None:
 @main.command("create-user", help="Create a user (password asked for, or read from stdin).")
 @click.argument("username")
 @click.option(
-    "--role", type=click.Choice(["admin", "labeler"]), default="labeler", show_default=True
+    "--role",
+    type=click.Choice(["admin", "labeler", "candidate"]),
+    default="labeler",
+    show_default=True,
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_user(username: str, role: str, password_stdin: bool) -> None:

@@ -84,10 +84,23 @@ def web_user(request: Request, session: SessionDep) -> User:
     return user
 
 
+CANDIDATE_ONLY = (
+    "A candidate's account can only take the screening test (at /screening) until an admin "
+    "reviews it."
+)
+
+
+def _check_role(user: User, role: str, what: str) -> None:
+    if user.role == role:
+        return
+    if user.role == "candidate":
+        raise HTTPException(403, CANDIDATE_ONLY)
+    raise HTTPException(403, f"This {what} is for {role}s.")
+
+
 def _web_role(role: str):  # type: ignore[no-untyped-def]
     def dependency(user: Annotated[User, Depends(web_user)]) -> User:
-        if user.role != role:
-            raise HTTPException(403, f"This page is for {role}s.")
+        _check_role(user, role, "page")
         return user
 
     return dependency
@@ -97,6 +110,7 @@ OptionalWebUser = Annotated[User | None, Depends(_session_user)]
 WebUser = Annotated[User, Depends(web_user)]
 WebAdmin = Annotated[User, Depends(_web_role("admin"))]
 WebLabeler = Annotated[User, Depends(_web_role("labeler"))]
+WebCandidate = Annotated[User, Depends(_web_role("candidate"))]
 
 
 # --- API tokens ---------------------------------------------------------------------------
@@ -118,8 +132,7 @@ def api_user(
 
 def _api_role(role: str):  # type: ignore[no-untyped-def]
     def dependency(user: Annotated[User, Depends(api_user)]) -> User:
-        if user.role != role:
-            raise HTTPException(403, f"This endpoint is for {role}s.")
+        _check_role(user, role, "endpoint")
         return user
 
     return dependency

@@ -20,6 +20,7 @@ from app.web.render import render
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
+
 class SecurityHeaders:
     """Adds SECURITY_HEADERS to every response that does not set them itself. Plain ASGI:
     Starlette's BaseHTTPMiddleware would cost a task and a stream per request."""
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.web.hygiene import router as hygiene_router
     from app.web.labeler import router as labeler_router
     from app.web.quality import router as quality_router
+    from app.web.screening import router as screening_router
 
     settings = settings or get_settings()
     app = FastAPI(
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(admin_router)
     app.include_router(quality_router)
     app.include_router(hygiene_router)
+    app.include_router(screening_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

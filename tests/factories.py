@@ -6,10 +6,11 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import Item, Project, Prompt, Ranking, User
+from app.models import Item, Project, Prompt, Ranking, Task, User
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
 from app.schemas.labeling import CompletionJudgement, PromptIn, RankingIn
-from app.services import imports, projects, prompts, queue, submissions, users
+from app.schemas.screening import GoldItemIn, ScreeningPromptIn, ScreeningSettingsIn
+from app.services import gold, imports, projects, prompts, queue, screening, submissions, users
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -68,7 +69,8 @@ def login(client: TestClient, user: User) -> str:
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
-    return csrf_from(client.get("/labeler" if user.role == "labeler" else "/admin").text)
+    home = {"labeler": "/labeler", "candidate": "/screening"}.get(user.role, "/admin")
+    return csrf_from(client.get(home).text)
 
 
 def bearer(session: Session, user: User) -> dict[str, str]:
@@ -88,6 +90,18 @@ def rank_next(
     rank of the completion at position i (ties allowed), flags maps positions to flag names."""
     task = queue.next_task(session, project, labeler, "ranking")
     assert task is not None, "no ranking task is waiting for this labeler"
+    return rank_task(session, task, labeler, ranks, all_bad, flags)
+
+
+def rank_task(
+    session: Session,
+    task: Task,
+    labeler: User,
+    ranks: list[int],
+    all_bad: bool = False,
+    flags: dict[int, list[str]] | None = None,
+) -> Ranking:
+    """Submit a ranking for a task: ranks[i] for the completion at position i."""
     positions = {c.id: c.position for c in task.item.completions}
     judgements = [
         CompletionJudgement(
@@ -99,3 +113,33 @@ def rank_next(
     ]
     data = RankingIn(judgements=judgements, has_ties=len(set(ranks)) < len(ranks), all_bad=all_bad)
     return submissions.submit_ranking(session, task.id, labeler, data)
+
+
+def make_gold_item(
+    session: Session,
+    project: Project,
+    ranks: list[int] | None = None,
+    flags: list[list[str]] | None = None,
+    purpose: str = "gold",
+) -> Item:
+    """A ranking item with a researchers' answer (a gold ranking 1..K by default)."""
+    k = len(ranks or flags or [1, 2, 3, 4])
+    data = GoldItemIn(
+        instruction=f"{next(_counter)}: a gold question",
+        completions=[f"gold answer {i}" for i in range(k)],
+        gold_ranks=ranks if ranks or flags else list(range(1, k + 1)),
+        gold_flags=flags,
+    )
+    return gold.add_gold_item(session, project, data, purpose)
+
+
+def make_screening_test(session: Session, project: Project, **thresholds: int) -> list[Item]:
+    """A screening test: a gold ranking, an item with gold flags, a demonstration prompt."""
+    screening.save_settings(session, project, ScreeningSettingsIn(**thresholds))
+    return [
+        make_gold_item(session, project, ranks=[1, 2, 3, 4], purpose="screening"),
+        make_gold_item(session, project, flags=[["harmful"], [], [], []], purpose="screening"),
+        gold.add_demonstration_prompt(
+            session, project, ScreeningPromptIn(instruction="How do I pick a lock?")
+        ),
+    ]

@@ -10,7 +10,7 @@ from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
 from app.errors import validated
 from app.models import Task
 from app.schemas import api
-from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
+from app.schemas.admin import GroupIn, ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.schemas.quality import (
     HeldPromptOut,
@@ -19,8 +19,11 @@ from app.schemas.quality import (
     StatsFilter,
     UserOverCapOut,
 )
+from app.schemas.screening import GoldItemIn
 from app.services import (
     activity,
+    gold,
+    groups,
     hygiene,
     imports,
     projects,
@@ -100,6 +103,26 @@ def add_ranking_items(
     )
 
 
+@router.post(
+    "/projects/{project_id}/gold-items",
+    tags=["admin"],
+    response_model=api.ImportResult,
+    status_code=201,
+    summary="Add ranking items with researchers' answers to the gold pool (all or nothing)",
+)
+def add_gold_items(
+    project_id: int, items: list[GoldItemIn], session: SessionDep, _admin: ApiAdmin
+) -> api.ImportResult:
+    project = projects.get_project(session, project_id)
+    created = gold.add_gold_items(session, project, items)
+    return api.ImportResult(
+        created=len(created),
+        item_ids=[i.id for i in created],
+        dropped_duplicates=[],
+        held_for_review=0,
+    )
+
+
 @router.get(
     "/projects/{project_id}/quality",
     tags=["admin"],
@@ -163,11 +186,14 @@ def _quality_out(report: QualityReport) -> QualityReportOut:
         {
             **vars(report),
             "summary": vars(report.summary),
+            "groups": [vars(g) for g in report.groups],
             "labelers": [vars(r) for r in report.labelers],
             "pairs": [vars(p) for p in report.pairs],
             "agreement_by_day": dated(report.agreement_by_day),
             "throughput": dated(report.throughput),
             "time_histogram": [vars(b) for b in report.time_histogram],
+            "gold_by_day": dated(report.gold_by_day),
+            "too_fast": [vars(t) for t in report.too_fast],
         }
     )
 
@@ -190,6 +216,18 @@ def set_user_active(
     user_id: int, data: api.UserActiveIn, session: SessionDep, admin: ApiAdmin
 ) -> api.UserOut:
     return api.UserOut.model_validate(users.set_active(session, user_id, data.is_active, admin))
+
+
+@router.put(
+    "/users/{user_id}/group",
+    tags=["admin"],
+    response_model=api.UserOut,
+    summary="Put a labeler into the training or the held-out group",
+)
+def set_user_group(
+    user_id: int, data: GroupIn, session: SessionDep, _admin: ApiAdmin
+) -> api.UserOut:
+    return api.UserOut.model_validate(groups.set_group(session, user_id, data.labeler_group))
 
 
 @router.post(

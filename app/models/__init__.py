@@ -2,6 +2,7 @@
 
 from app.db import Base
 from app.models.project import Project
+from app.models.screening import GoldAnswer, ScreeningAttempt, ScreeningTest
 from app.models.user import ApiToken, LoginThrottle, User
 from app.models.work import (
     Completion,
@@ -19,12 +20,15 @@ __all__ = [
     "Base",
     "Completion",
     "Demonstration",
+    "GoldAnswer",
     "Item",
     "LoginThrottle",
     "Project",
     "Prompt",
     "Ranking",
     "RankingEntry",
+    "ScreeningAttempt",
+    "ScreeningTest",
     "Slot",
     "Task",
     "User",

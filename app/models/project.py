@@ -26,5 +26,12 @@ class Project(Base):
     max_prompts_per_user: Mapped[int] = mapped_column(default=200)
     dedup_min_prefix: Mapped[int] = mapped_column(default=100)
     dedup_prefix_percent: Mapped[int] = mapped_column(default=90)
+    # Screening and labeler quality: the share of ranking tasks served from gold items; the
+    # fastest plausible submission (absolute, and as a share of the project's median time for
+    # the task kind; 0 turns a rule off); flagged submissions that put a labeler up for review.
+    gold_percent: Mapped[int] = mapped_column(default=0)
+    min_task_ms: Mapped[int] = mapped_column(default=0)
+    min_task_median_percent: Mapped[int] = mapped_column(default=0)
+    too_fast_review_count: Mapped[int] = mapped_column(default=5)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

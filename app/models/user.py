@@ -6,7 +6,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 from app.models.base import utcnow
 
-ROLES = ("admin", "labeler")
+ROLES = ("admin", "labeler", "candidate")
+# Training labelers were screened; held-out labelers were not, and their work checks that models
+# generalize to other people's preferences (app/services/groups.py).
+LABELER_GROUPS = ("training", "held_out")
 
 
 class User(Base):
@@ -15,7 +18,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))  # admin | labeler | candidate
+    labeler_group: Mapped[str] = mapped_column(String(16), default="training")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

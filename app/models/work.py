@@ -15,6 +15,9 @@ from app.db import Base
 from app.models.base import utcnow
 
 REVIEW_STATES = ("clear", "held", "kept", "redacted", "dropped")
+# work: the normal queue. gold: has researcher answers and is mixed into the normal ranking
+# queue, one slot per labeler. screening: part of the project's screening test, for candidates.
+ITEM_PURPOSES = ("work", "gold", "screening")
 
 
 class Prompt(Base):
@@ -62,6 +65,7 @@ class Item(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "demonstration" | "ranking"
+    purpose: Mapped[str] = mapped_column(String(10), default="work")  # ITEM_PURPOSES
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     prompt: Mapped[Prompt] = relationship()
@@ -133,6 +137,8 @@ class Ranking(Base):
     all_bad: Mapped[bool] = mapped_column(default=False)
     time_spent_ms: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Submitted faster than the project's minimum (app/services/pace.py).
+    too_fast: Mapped[bool] = mapped_column(default=False)
 
     entries: Mapped[list["RankingEntry"]] = relationship(order_by="RankingEntry.rank")
 
@@ -167,3 +173,7 @@ class Demonstration(Base):
     messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     time_spent_ms: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Submitted faster than the project's minimum (app/services/pace.py).
+    too_fast: Mapped[bool] = mapped_column(default=False)
+    # An admin's 1-7 grade (screening tests grade candidates' demonstrations).
+    admin_grade: Mapped[int | None]

@@ -18,7 +18,11 @@ DEDUP_KEY_CHARS = 400
 class UserIn(Strict):
     username: Username
     password: Password
-    role: Literal["admin", "labeler"] = "labeler"
+    role: Literal["admin", "labeler", "candidate"] = "labeler"
+
+
+class GroupIn(Strict):
+    labeler_group: Literal["training", "held_out"]
 
 
 class ProjectSettingsIn(Strict):
@@ -33,6 +37,10 @@ class ProjectSettingsIn(Strict):
     max_prompts_per_user: int = Field(default=200, ge=1, le=100_000)
     dedup_min_prefix: int = Field(default=100, ge=10, le=DEDUP_KEY_CHARS)
     dedup_prefix_percent: int = Field(default=90, ge=50, le=100)
+    gold_percent: int = Field(default=0, ge=0, le=100)
+    min_task_ms: int = Field(default=0, ge=0, le=3_600_000)
+    min_task_median_percent: int = Field(default=0, ge=0, le=100)
+    too_fast_review_count: int = Field(default=5, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _k_range(self) -> "ProjectSettingsIn":

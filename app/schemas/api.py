@@ -13,6 +13,7 @@ class UserOut(Out):
     id: int
     username: str
     role: str
+    labeler_group: str
     is_active: bool
     created_at: datetime
 
@@ -46,6 +47,10 @@ class ProjectOut(Out):
     max_prompts_per_user: int
     dedup_min_prefix: int
     dedup_prefix_percent: int
+    gold_percent: int
+    min_task_ms: int
+    min_task_median_percent: int
+    too_fast_review_count: int
 
 
 class PromptOut(Out):

@@ -37,6 +37,14 @@ class AgreementSummaryOut(Out):
     rankings: int
 
 
+class GroupAgreementOut(Out):
+    key: str = Field(description="training | held_out | held_out_vs_training")
+    title: str
+    rate: float | None
+    interval: tuple[float, float] | None
+    comparisons: int
+
+
 class LabelerStatsOut(Out):
     labeler_id: int
     username: str
@@ -50,6 +58,23 @@ class LabelerStatsOut(Out):
     rankings: int
     all_bad_share: float | None
     flag_rates: dict[str, float | None]
+    gold_agreement: float | None = Field(description="Agreement with the gold rankings")
+    gold_rankings: int = Field(description="Gold items ranked (with a gold ranking)")
+
+
+class GoldDayOut(BaseModel):
+    username: str
+    day: date
+    agreement: float | None
+    rankings: int
+
+
+class TooFastLabelerOut(Out):
+    labeler_id: int
+    username: str
+    flagged: int = Field(description="Submissions flagged too fast")
+    submitted: int
+    share: float
 
 
 class PairStatsOut(Out):
@@ -81,11 +106,17 @@ class QualityReportOut(BaseModel):
     project_id: int
     filters: StatsFilter
     summary: AgreementSummaryOut
+    groups: list[GroupAgreementOut]
     labelers: list[LabelerStatsOut]
     pairs: list[PairStatsOut]
     agreement_by_day: list[DayAgreementOut]
     throughput: list[DayCountOut]
     time_histogram: list[TimeBinOut]
+    gold_by_day: list[GoldDayOut]
+    too_fast: list[TooFastLabelerOut] = Field(
+        description="Labelers with at least the project's too_fast_review_count flagged "
+        "submissions (all time)"
+    )
 
 
 class ReviewIn(Strict):

@@ -128,6 +128,13 @@ def compare(table: RankingTable) -> Comparisons:
     )
 
 
+def subset(comparisons: Comparisons, keep: np.ndarray) -> Comparisons:
+    """The comparisons where keep (a boolean array, one per comparison) is true."""
+    return Comparisons(
+        **{name: getattr(comparisons, name)[keep] for name in Comparisons.__dataclass_fields__}
+    )
+
+
 def _pair_signs(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per ranking and completion pair (i, j): +1 if i ranks below j, -1 above, 0 tied."""
     ri, rj = ranks[:, _PAIR_I], ranks[:, _PAIR_J]

@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
-from app.services import hygiene
+from app.services import gold, hygiene
 
 ITEM_KINDS = ("ranking", "demonstration")
 CANDIDATES_PER_TRY = 16
@@ -34,8 +34,9 @@ def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
 
 
 def _available_to(*claimable):  # type: ignore[no-untyped-def]
-    """Slots the labeler may be served: not their own prompt, not an item they already had,
-    prompts cleared by hygiene. Parameters: labeler_id, project_id, kind."""
+    """Slots the labeler may be served: normal work (gold items come through gold.py), not
+    their own prompt, not an item they already had, prompts cleared by hygiene. Parameters:
+    labeler_id, project_id, kind."""
     labeler_id = bindparam("labeler_id")
     return (
         select(Slot.id, Slot.item_id)
@@ -44,6 +45,7 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
         .where(
             Item.project_id == bindparam("project_id"),
             Item.kind == bindparam("kind"),
+            Item.purpose == "work",
             *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             hygiene.usable(),
@@ -104,6 +106,10 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
         raise NotFound(f"There is no task kind {kind!r}.")
     if resumed := _resume(session, project, labeler, kind):
         return resumed
+    # Gold items, at the project's rate; a labeler who has had them all gets normal work.
+    gold_turn = kind == "ranking" and random.random() * 100 < project.gold_percent
+    if gold_turn and (served := gold.next_gold_task(session, project, labeler)):
+        return served
     for _ in range(CLAIM_TRIES):
         now = utcnow()
         candidates = _candidates(session, labeler.id, project.id, kind, now)

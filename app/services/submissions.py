@@ -9,6 +9,7 @@ from app.errors import Conflict, InvalidInput
 from app.models import Demonstration, Item, Project, Ranking, RankingEntry, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import FLAGS, DemonstrationIn, RankingIn
+from app.services import pace
 from app.services.queue import own_task
 
 LEASE_LOST = (
@@ -29,13 +30,17 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
     if now is None:
         return _stored(session, Ranking, task.id)
     ranks = _dense(data)
+    project = session.get(Project, task.item.project_id)
+    assert project is not None
+    elapsed = _elapsed_ms(task, now)
     ranking = Ranking(
         task_id=task.id,
         item_id=task.item_id,
         labeler_id=labeler.id,
         has_ties=len(set(ranks.values())) < len(ranks),
         all_bad=data.all_bad,
-        time_spent_ms=_elapsed_ms(task, now),
+        time_spent_ms=elapsed,
+        too_fast=pace.is_too_fast(session, project, "ranking", elapsed),
         created_at=now,
     )
     session.add(ranking)
@@ -64,6 +69,7 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
                 kind="single",
                 messages=_conversation(task, [("assistant", data.better_answer)]),
                 time_spent_ms=ranking.time_spent_ms,
+                too_fast=ranking.too_fast,
                 created_at=now,
             )
         )
@@ -89,13 +95,17 @@ def submit_demonstration(
         if data.kind == "single"
         else [(t.role, t.content) for t in data.turns]
     )
+    project = session.get(Project, task.item.project_id)
+    assert project is not None
+    elapsed = _elapsed_ms(task, now)
     demonstration = Demonstration(
         prompt_id=task.item.prompt_id,
         labeler_id=labeler.id,
         task_id=task.id,
         kind=data.kind,
         messages=_conversation(task, turns),
-        time_spent_ms=_elapsed_ms(task, now),
+        time_spent_ms=elapsed,
+        too_fast=pace.is_too_fast(session, project, "demonstration", elapsed),
         created_at=now,
     )
     session.add(demonstration)

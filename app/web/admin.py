@@ -5,8 +5,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.deps import FormDep, SessionDep, WebAdmin, verify_csrf
 from app.errors import ServiceError, validated
-from app.schemas.admin import ProjectSettingsIn, TokenIn, UserIn
-from app.services import projects, users
+from app.schemas.admin import GroupIn, ProjectSettingsIn, TokenIn, UserIn
+from app.services import groups, projects, users
 from app.web.render import flash, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(verify_csrf)])
@@ -72,6 +72,19 @@ def set_active(
     return RedirectResponse("/admin/users", status_code=303)
 
 
+@router.post("/users/{user_id}/group")
+def set_group(
+    request: Request, user_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+) -> Response:
+    try:
+        data = validated(GroupIn, _fields(form, "labeler_group"))
+        user = groups.set_group(session, user_id, data.labeler_group)
+    except ServiceError as exc:
+        return _users_page(request, session, exc.message, status_code=exc.status_code)
+    flash(request, f"{user.username} is now in the {groups.GROUP_NAMES[user.labeler_group]} group.")
+    return RedirectResponse("/admin/users", status_code=303)
+
+
 @router.post("/users/{user_id}/tokens")
 def create_token(
     request: Request, user_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
@@ -107,6 +120,10 @@ PROJECT_FIELDS = (
     "max_prompts_per_user",
     "dedup_min_prefix",
     "dedup_prefix_percent",
+    "gold_percent",
+    "min_task_ms",
+    "min_task_median_percent",
+    "too_fast_review_count",
 )
 
 

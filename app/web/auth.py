@@ -14,7 +14,7 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 
 def _home_for(role: str) -> str:
-    return "/admin" if role == "admin" else "/labeler"
+    return {"admin": "/admin", "candidate": "/screening"}.get(role, "/labeler")
 
 
 def _safe_next(target: str | None, fallback: str) -> str:

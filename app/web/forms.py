@@ -85,3 +85,28 @@ def ranking_fields(form: FormData, completion_ids: list[int]) -> dict[str, objec
 
 def skip_fields(form: FormData) -> dict[str, object]:
     return {"reason": _text(form, "reason"), "note": _text(form, "note") or None}
+
+
+def gold_item_fields(form: FormData) -> dict[str, object]:
+    """A gold ranking item: rows completion_<i>, gold_rank_<i>, gold_flag_<i> (repeated); rows
+    without text are left out. No rank at all: no gold ranking; flags only when checks_flags."""
+    rows = [i for i in range(9) if _text(form, f"completion_{i}").strip()]
+    ranks = [_text(form, f"gold_rank_{i}") for i in rows]
+    return {
+        "instruction": _text(form, "instruction"),
+        "category": _text(form, "category") or "other",
+        "completions": [_text(form, f"completion_{i}") for i in rows],
+        "gold_ranks": ranks if any(ranks) else None,
+        "gold_flags": (
+            [[f for f in form.getlist(f"gold_flag_{i}") if f in FLAGS] for i in rows]
+            if _text(form, "checks_flags") == "on"
+            else None
+        ),
+    }
+
+
+def screening_prompt_fields(form: FormData) -> dict[str, object]:
+    return {
+        "instruction": _text(form, "instruction"),
+        "category": _text(form, "category") or "other",
+    }

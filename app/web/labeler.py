@@ -142,12 +142,14 @@ def _task_page(
     values: dict | None = None,
     error: str | None = None,
     status_code: int = 200,
+    extra: dict | None = None,
 ) -> Response:
+    """The task's page; the screening test passes `extra` to send the forms to its routes."""
     view = queue.task_view(session, task)
     project = projects.get_project(session, task.item.project_id)
     template = f"labeler/{task.item.kind}.html"
     context = {"view": view, "project": project, "values": values or {}, "error": error}
-    return render(request, template, context, status_code)
+    return render(request, template, {**context, **(extra or {})}, status_code)
 
 
 @router.get("/tasks/{task_id}")

@@ -44,6 +44,8 @@ def _labeler_table(report: QualityReport) -> Table:
         Column("skip_rate", "Skip rate", "share"),
         Column("median_seconds", "Median time per task (s)", "seconds"),
         Column("all_bad_share", "“All bad”", "share"),
+        Column("gold_agreement", "Agreement with gold", "share"),
+        Column("gold_rankings", "Gold items ranked", "number"),
         *(
             Column(f"flag_{flag}", f"Flag: {flag.replace('_', ' ')}", "share")
             for flag in FLAG_NAMES
@@ -59,6 +61,8 @@ def _labeler_table(report: QualityReport) -> Table:
             "skip_rate": row.skip_rate,
             "median_seconds": row.median_seconds,
             "all_bad_share": row.all_bad_share,
+            "gold_agreement": row.gold_agreement,
+            "gold_rankings": row.gold_rankings,
             **{f"flag_{flag}": row.flag_rates[flag] for flag in FLAG_NAMES},
         }
         for row in report.labelers
@@ -102,7 +106,23 @@ def _day_table(report: QualityReport) -> Table:
     return Table("days", columns, rows)
 
 
-TABLES = {"labelers": _labeler_table, "pairs": _pair_table, "days": _day_table}
+def _gold_table(report: QualityReport) -> Table:
+    columns = [
+        Column("username", "Labeler"),
+        Column("day", "Day"),
+        Column("agreement", "Agreement with gold", "share"),
+        Column("rankings", "Gold items ranked", "number"),
+    ]
+    rows = [{**vars(g), "day": str(g.day)} for g in report.gold_by_day]
+    return Table("gold", columns, rows)
+
+
+TABLES = {
+    "labelers": _labeler_table,
+    "pairs": _pair_table,
+    "days": _day_table,
+    "gold": _gold_table,
+}
 
 
 def _sorted(table: Table, sort: str | None, descending: bool) -> Table:

@@ -212,3 +212,68 @@ def test_a_labeler_cannot_read_another_labelers_task(client, session, project) -
     response = client.get(f"/api/v1/tasks/{task['id']}", headers=bearer(session, other))
 
     assert response.status_code == 404
+
+
+def test_an_admin_puts_a_labeler_into_the_held_out_group(client, session) -> None:
+    labeler = make_user(session)
+    headers = bearer(session, make_user(session, "admin"))
+
+    moved = client.put(
+        f"/api/v1/users/{labeler.id}/group", json={"labeler_group": "held_out"}, headers=headers
+    )
+    refused = client.put(
+        f"/api/v1/users/{labeler.id}/group", json={"labeler_group": "vip"}, headers=headers
+    )
+
+    assert moved.status_code == 200 and moved.json()["labeler_group"] == "held_out"
+    assert refused.status_code == 422
+
+
+def test_a_gold_task_looks_exactly_like_any_other_ranking_task(client, session) -> None:
+    """Same fields, and no value that gives the item away."""
+    admin, labeler = make_user(session, "admin"), make_user(session)
+    admin_headers, headers = bearer(session, admin), bearer(session, labeler)
+    project = make_project(session, gold_percent=100)
+    created = client.post(
+        f"/api/v1/projects/{project.id}/gold-items",
+        json=[
+            {
+                "instruction": "Best?",
+                "completions": ["a", "b", "c", "d"],
+                "gold_ranks": [1, 2, 3, 4],
+            }
+        ],
+        headers=admin_headers,
+    )
+    make_ranking_item(session, project)
+
+    gold_task = client.post(
+        f"/api/v1/projects/{project.id}/tasks/next?kind=ranking", headers=headers
+    ).json()
+    ranks = [
+        {"completion_id": c["id"], "rank": i + 1} for i, c in enumerate(gold_task["completions"])
+    ]
+    client.post(
+        f"/api/v1/tasks/{gold_task['id']}/ranking", json={"judgements": ranks}, headers=headers
+    )
+    normal_task = client.post(
+        f"/api/v1/projects/{project.id}/tasks/next?kind=ranking", headers=headers
+    ).json()
+
+    assert created.status_code == 201
+    assert gold_task["prompt_id"] != normal_task["prompt_id"]
+    assert set(gold_task) == set(normal_task)
+    assert "gold" not in str(gold_task).lower()
+    assert gold_task["prompt_kind"] == normal_task["prompt_kind"]
+
+
+def test_a_gold_item_without_answers_is_refused(client, session) -> None:
+    headers = bearer(session, make_user(session, "admin"))
+    project = make_project(session)
+    response = client.post(
+        f"/api/v1/projects/{project.id}/gold-items",
+        json=[{"instruction": "Best?", "completions": ["a", "b", "c", "d"]}],
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert "needs researcher answers" in str(response.json())

@@ -1,5 +1,8 @@
 """The admin's pages: users, tokens, project guidelines and settings."""
 
+import re
+
+import pytest
 from sqlalchemy import select
 
 from app.models import ApiToken, Project, User
@@ -116,3 +119,59 @@ def test_an_admin_creates_a_project(client, session) -> None:
         },
     )
     assert session.scalar(select(Project)).name == "New one"
+
+
+def test_the_users_page_moves_a_labeler_to_the_held_out_group(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, make_user(session, "admin"))
+
+    response = client.post(
+        f"/admin/users/{labeler.id}/group",
+        data={"labeler_group": "held_out", "csrf_token": token},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    session.refresh(labeler)
+    assert labeler.labeler_group == "held_out"
+    assert "Held-out" in client.get("/admin/users").text
+
+
+def test_setting_a_group_needs_the_csrf_token(client, session) -> None:
+    labeler = make_user(session)
+    login(client, make_user(session, "admin"))
+    response = client.post(f"/admin/users/{labeler.id}/group", data={"labeler_group": "held_out"})
+    assert response.status_code == 403
+    session.refresh(labeler)
+    assert labeler.labeler_group == "training"
+
+
+def test_a_labeler_cannot_set_groups(client, session) -> None:
+    labeler = make_user(session)
+    token = login(client, labeler)
+    response = client.post(
+        f"/admin/users/{labeler.id}/group", data={"labeler_group": "held_out", "csrf_token": token}
+    )
+    assert response.status_code == 403
+    session.refresh(labeler)
+    assert labeler.labeler_group == "training"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("gold_percent", "101"), ("min_task_ms", "-5"), ("min_task_median_percent", "150")],
+)
+def test_quality_settings_out_of_range_are_refused(client, session, field, value) -> None:
+    project = make_project(session)
+    token = login(client, make_user(session, "admin"))
+    page = client.get(f"/admin/projects/{project.id}").text
+    fields = dict(re.findall(r'<input name="(\w+)"[^>]*value="([^"]*)"', page))
+
+    response = client.post(
+        f"/admin/projects/{project.id}", data={**fields, field: value, "csrf_token": token}
+    )
+
+    assert response.status_code == 422
+    assert field in response.text
+    session.refresh(project)
+    assert (project.gold_percent, project.min_task_ms, project.min_task_median_percent) == (0, 0, 0)

@@ -7,7 +7,15 @@ import pytest
 from sqlalchemy import select
 
 from app.models import User
-from tests.factories import bearer, login, make_project, make_ranking_item, make_user, rank_next
+from tests.factories import (
+    bearer,
+    login,
+    make_gold_item,
+    make_project,
+    make_ranking_item,
+    make_user,
+    rank_next,
+)
 
 
 @pytest.fixture
@@ -121,3 +129,40 @@ def test_the_dashboard_links_each_projects_quality_pages(client, session, ranked
     login(client, make_user(session, "admin"))
     page = client.get("/admin").text
     assert f'href="/admin/projects/{ranked_project.id}/quality"' in page
+
+
+def test_the_page_reports_agreement_per_labeler_group(client, session, ranked_project) -> None:
+    login(client, make_user(session, "admin"))
+    page = client.get(f"/admin/projects/{ranked_project.id}/quality").text
+    assert 'id="group-training"' in page and "Held-out labelers with training labelers" in page
+
+
+def test_the_page_shows_gold_accuracy_per_labeler_and_day(client, session) -> None:
+    project = make_project(session, gold_percent=100)
+    make_gold_item(session, project, ranks=[1, 2, 3, 4])
+    rank_next(session, project, make_user(session, username="gia"), [2, 1, 3, 4])
+    login(client, make_user(session, "admin"))
+
+    page = client.get(f"/admin/projects/{project.id}/quality").text
+    gold_csv = client.get(f"/admin/projects/{project.id}/quality/gold.csv").text
+
+    assert 'id="table-gold"' in page and "Agreement with gold" in page
+    [row] = list(csv.DictReader(io.StringIO(gold_csv)))
+    assert (row["username"], float(row["agreement"])) == ("gia", 5 / 6)
+
+
+def test_the_page_lists_labelers_who_submit_too_fast(client, session) -> None:
+    project = make_project(session, min_task_ms=60_000, too_fast_review_count=1)
+    make_ranking_item(session, project)
+    rank_next(session, project, make_user(session, username="hasty"), [1, 2, 3, 4])
+    login(client, make_user(session, "admin"))
+
+    page = client.get(f"/admin/projects/{project.id}/quality").text
+    report = client.get(
+        f"/api/v1/projects/{project.id}/quality",
+        headers=bearer(session, make_user(session, "admin")),
+    ).json()
+
+    table = page[page.index('id="too-fast"') :]
+    assert "<td>hasty</td><td>1</td>" in table
+    assert [(t["username"], t["flagged"]) for t in report["too_fast"]] == [("hasty", 1)]
