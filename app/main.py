@@ -54,6 +54,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    from app.api.jobs import router as jobs_api_router
     from app.api.routes import router as api_router
     from app.web.admin import router as admin_router
     from app.web.auth import router as auth_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_router)  # first: routes are matched in order, and it is the busiest
+    app.include_router(jobs_api_router)
     app.include_router(auth_router)
     app.include_router(labeler_router)
     app.include_router(admin_router)

@@ -1,6 +1,7 @@
 """SQLAlchemy models. Import from here so Alembic sees every table."""
 
 from app.db import Base
+from app.models.jobs import Job, JobMetric, ModelVersion, Worker
 from app.models.project import Project
 from app.models.user import ApiToken, LoginThrottle, User
 from app.models.work import (
@@ -20,7 +21,10 @@ __all__ = [
     "Completion",
     "Demonstration",
     "Item",
+    "Job",
+    "JobMetric",
     "LoginThrottle",
+    "ModelVersion",
     "Project",
     "Prompt",
     "Ranking",
@@ -28,4 +32,5 @@ __all__ = [
     "Slot",
     "Task",
     "User",
+    "Worker",
 ]
