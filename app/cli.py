@@ -70,6 +70,66 @@ def serve(host: str, port: int, workers: int) -> None:
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
 
 
+@main.command(
+    help="Run jobs (SFT, RM, PPO, sampling) for the app at --api-url; needs no database access, "
+    "only a worker token (an admin creates one: `rankery workers create NAME`). Run "
+    "directories go to the app's DATA_DIR, which the worker must share (same machine or a "
+    "shared volume)."
+)
+@click.option("--api-url", envvar="RANKERY_API_URL", default="http://127.0.0.1:8000",
+              show_default=True)  # fmt: skip
+@click.option("--token", envvar="RANKERY_WORKER_TOKEN", required=True,
+              help="worker token (or RANKERY_WORKER_TOKEN)")  # fmt: skip
+@click.option("--once", is_flag=True, help="Exit when no job waits instead of polling.")
+@click.option("--poll-seconds", default=5.0, show_default=True, type=float)
+@click.option("--lease-seconds", default=60, show_default=True, type=int)
+@click.option("--gpus", type=int, default=None, help="GPUs to use (default: all visible).")
+def worker(
+    api_url: str, token: str, once: bool, poll_seconds: float, lease_seconds: int, gpus: int | None
+) -> None:
+    import logging
+
+    try:
+        from trainer.worker import Api, serve
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the worker needs the 'train' extra ({exc.name} is missing): "
+            "pip install 'rankery[train]'"
+        ) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ran = serve(Api.connect(api_url, token), once, poll_seconds, lease_seconds, gpus)
+    click.echo(f"Ran {ran} job(s).")
+
+
+@main.group(help="Worker tokens: a worker may claim and run jobs and do nothing else.")
+def workers() -> None:
+    pass
+
+
+@workers.command("create", help="Create a worker token (printed once).")
+@click.argument("name")
+def workers_create(name: str) -> None:
+    from app.services.workers import create_worker
+
+    with _db().session() as session:
+        worker, token = create_worker(session, name)
+    click.echo(f"Worker {worker.name} (id {worker.id}). Its token, shown once:")
+    click.echo(token)
+
+
+@workers.command("revoke", help="Revoke a worker's token.")
+@click.argument("worker_id", type=int)
+def workers_revoke(worker_id: int) -> None:
+    from app.services.workers import revoke_worker
+
+    with _db().session() as session:
+        try:
+            worker = revoke_worker(session, worker_id)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Revoked worker {worker.name}.")
+
+
 @main.command(help="Fill an empty database with a small demo project and print its logins.")
 def demo() -> None:
     from app.services.demo import load_demo
