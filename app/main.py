@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.web.admin import router as admin_router
     from app.web.auth import router as auth_router
     from app.web.hygiene import router as hygiene_router
+    from app.web.jobs import router as jobs_router
     from app.web.labeler import router as labeler_router
     from app.web.quality import router as quality_router
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(admin_router)
     app.include_router(quality_router)
     app.include_router(hygiene_router)
+    app.include_router(jobs_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

@@ -2,6 +2,7 @@
 cancel and retry. The worker side (claim, heartbeat, finish) is app/services/leases.py."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,22 @@ def _version(session: Session, version_id: int, field: str) -> ModelVersion:
     if version is None:
         raise InvalidInput(f"{field}: there is no model version {version_id}.")
     return version
+
+
+def eta_seconds(job: Job, now: datetime | None = None) -> float | None:
+    """Time left at the current attempt's pace, once it has made some progress."""
+    done = job.step - job.start_step
+    if job.state != "running" or not job.total_steps or done <= 0 or job.started_at is None:
+        return None
+    elapsed = ((now or utcnow()) - job.started_at).total_seconds()
+    return elapsed / done * (job.total_steps - job.step)
+
+
+def metric_series(job: Job) -> dict[str, list[tuple[float, float]]]:
+    """Each numeric metric's (step, value) points, in the order the run logged them."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for metric in job.metrics:
+        for name, value in metric.values.items():
+            if name != "step" and isinstance(value, int | float) and not isinstance(value, bool):
+                series.setdefault(name, []).append((metric.step, float(value)))
+    return series
