@@ -130,6 +130,59 @@ def workers_revoke(worker_id: int) -> None:
     click.echo(f"Revoked worker {worker.name}.")
 
 
+@main.group(help="Training and sampling jobs.")
+def jobs() -> None:
+    pass
+
+
+@jobs.command("list", help="List the newest jobs.")
+def jobs_list() -> None:
+    from app.services.jobs import list_jobs
+
+    with _db().session(write=False) as session:
+        for job in list_jobs(session):
+            progress = "" if job.progress is None else f" {job.progress:.0%}"
+            click.echo(f"#{job.id:<5} {job.kind:<7} {job.state:<10}{progress}")
+
+
+@jobs.command("create", help="Queue a job: KIND (sample|sft|rm|ppo) and --set key=value params.")
+@click.argument("kind", type=click.Choice(["sample", "sft", "rm", "ppo"]))
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="a parameter; lists comma-separated (prompt_ids=1,2,3)")  # fmt: skip
+@click.option("--gpus", default=1, show_default=True, type=int)
+def jobs_create(kind: str, settings: tuple[str, ...], gpus: int) -> None:
+    from app.errors import validated
+    from app.schemas.jobs import JobIn
+    from app.services.jobs import create_job
+
+    params: dict[str, object] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"{item!r} is not of the form key=value")
+        params[key] = value.split(",") if key.endswith("_ids") else value
+    with _db().session() as session:
+        try:
+            data = validated(JobIn, {"kind": kind, "params": params, "gpus": gpus})
+            job = create_job(session, data, None, get_settings().data_dir)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Queued job {job.id} ({job.kind}).")
+
+
+@jobs.command("cancel", help="Cancel a queued or running job.")
+@click.argument("job_id", type=int)
+def jobs_cancel(job_id: int) -> None:
+    from app.services.jobs import cancel_job
+
+    with _db().session() as session:
+        try:
+            job = cancel_job(session, job_id)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Job {job.id}: {'cancelled' if job.state == 'cancelled' else 'cancel sent'}.")
+
+
 @main.command(help="Fill an empty database with a small demo project and print its logins.")
 def demo() -> None:
     from app.services.demo import load_demo
