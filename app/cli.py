@@ -73,6 +73,119 @@ def serve(host: str, port: int, workers: int) -> None:
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
 
 
+@main.command(
+    help="Run jobs (SFT, RM, PPO, sampling) for the app at --api-url; needs no database access, "
+    "only a worker token (an admin creates one: `rankery workers create NAME`). Run "
+    "directories go to the app's DATA_DIR, which the worker must share (same machine or a "
+    "shared volume)."
+)
+@click.option("--api-url", envvar="RANKERY_API_URL", default="http://127.0.0.1:8000",
+              show_default=True)  # fmt: skip
+@click.option("--token", envvar="RANKERY_WORKER_TOKEN", required=True,
+              help="worker token (or RANKERY_WORKER_TOKEN)")  # fmt: skip
+@click.option("--once", is_flag=True, help="Exit when no job waits instead of polling.")
+@click.option("--poll-seconds", default=5.0, show_default=True, type=float)
+@click.option("--lease-seconds", default=60, show_default=True, type=int)
+@click.option("--gpus", type=int, default=None, help="GPUs to use (default: all visible).")
+def worker(
+    api_url: str, token: str, once: bool, poll_seconds: float, lease_seconds: int, gpus: int | None
+) -> None:
+    import logging
+
+    try:
+        from trainer.worker import Api, serve
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the worker needs the 'train' extra ({exc.name} is missing): "
+            "pip install 'rankery[train]'"
+        ) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ran = serve(Api.connect(api_url, token), once, poll_seconds, lease_seconds, gpus)
+    click.echo(f"Ran {ran} job(s).")
+
+
+@main.group(help="Worker tokens: a worker may claim and run jobs and do nothing else.")
+def workers() -> None:
+    pass
+
+
+@workers.command("create", help="Create a worker token (printed once).")
+@click.argument("name")
+def workers_create(name: str) -> None:
+    from app.services.workers import create_worker
+
+    with _db().session() as session:
+        worker, token = create_worker(session, name)
+    click.echo(f"Worker {worker.name} (id {worker.id}). Its token, shown once:")
+    click.echo(token)
+
+
+@workers.command("revoke", help="Revoke a worker's token.")
+@click.argument("worker_id", type=int)
+def workers_revoke(worker_id: int) -> None:
+    from app.services.workers import revoke_worker
+
+    with _db().session() as session:
+        try:
+            worker = revoke_worker(session, worker_id)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Revoked worker {worker.name}.")
+
+
+@main.group(help="Training and sampling jobs.")
+def jobs() -> None:
+    pass
+
+
+@jobs.command("list", help="List the newest jobs.")
+def jobs_list() -> None:
+    from app.services.jobs import list_jobs
+
+    with _db().session(write=False) as session:
+        for job in list_jobs(session):
+            progress = "" if job.progress is None else f" {job.progress:.0%}"
+            click.echo(f"#{job.id:<5} {job.kind:<7} {job.state:<10}{progress}")
+
+
+@jobs.command("create", help="Queue a job: KIND (sample|sft|rm|ppo) and --set key=value params.")
+@click.argument("kind", type=click.Choice(["sample", "sft", "rm", "ppo"]))
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="a parameter; lists comma-separated (prompt_ids=1,2,3)")  # fmt: skip
+@click.option("--gpus", default=1, show_default=True, type=int)
+def jobs_create(kind: str, settings: tuple[str, ...], gpus: int) -> None:
+    from app.errors import validated
+    from app.schemas.jobs import JobIn
+    from app.services.jobs import create_job
+
+    params: dict[str, object] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"{item!r} is not of the form key=value")
+        params[key] = value.split(",") if key.endswith("_ids") else value
+    with _db().session() as session:
+        try:
+            data = validated(JobIn, {"kind": kind, "params": params, "gpus": gpus})
+            job = create_job(session, data, None, get_settings().data_dir)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Queued job {job.id} ({job.kind}).")
+
+
+@jobs.command("cancel", help="Cancel a queued or running job.")
+@click.argument("job_id", type=int)
+def jobs_cancel(job_id: int) -> None:
+    from app.services.jobs import cancel_job
+
+    with _db().session() as session:
+        try:
+            job = cancel_job(session, job_id)
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(f"Job {job.id}: {'cancelled' if job.state == 'cancelled' else 'cancel sent'}.")
+
+
 @main.command(help="Fill an empty database with a small demo project and print its logins.")
 def demo() -> None:
     from app.services.demo import load_demo

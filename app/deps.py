@@ -12,8 +12,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from app.models import User
+from app.models import User, Worker
 from app.services.users import user_for_token
+from app.services.workers import worker_for_token
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -141,6 +142,22 @@ def _api_role(role: str):  # type: ignore[no-untyped-def]
 ApiUser = Annotated[User, Depends(api_user)]
 ApiAdmin = Annotated[User, Depends(_api_role("admin"))]
 ApiLabeler = Annotated[User, Depends(_api_role("labeler"))]
+
+
+def api_worker(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Worker:
+    """A worker token; it opens the worker endpoints and nothing else (it is not a user's)."""
+    worker = worker_for_token(session, credentials.credentials) if credentials else None
+    if worker is None:
+        raise HTTPException(
+            401, "A valid worker token is required.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return worker
+
+
+WorkerToken = Annotated[Worker, Depends(api_worker)]
 
 
 async def _form(request: Request) -> FormData:

@@ -55,10 +55,12 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    from app.api.jobs import router as jobs_api_router
     from app.api.routes import router as api_router
     from app.web.admin import router as admin_router
     from app.web.auth import router as auth_router
     from app.web.hygiene import router as hygiene_router
+    from app.web.jobs import router as jobs_router
     from app.web.labeler import router as labeler_router
     from app.web.quality import router as quality_router
     from app.web.screening import router as screening_router
@@ -87,12 +89,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_router)  # first: routes are matched in order, and it is the busiest
+    app.include_router(jobs_api_router)
     app.include_router(auth_router)
     app.include_router(labeler_router)
     app.include_router(admin_router)
     app.include_router(quality_router)
     app.include_router(hygiene_router)
     app.include_router(screening_router)
+    app.include_router(jobs_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

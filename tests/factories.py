@@ -1,16 +1,31 @@
 """Builders for test data, through the real services."""
 
 import itertools
+import json
 import re
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import Item, Project, Prompt, Ranking, Task, User
+from app.models import Item, Job, ModelVersion, Project, Prompt, Ranking, Task, User, Worker
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
+from app.schemas.jobs import BaseModelIn, JobIn
 from app.schemas.labeling import CompletionJudgement, PromptIn, RankingIn
 from app.schemas.screening import GoldItemIn, ScreeningPromptIn, ScreeningSettingsIn
-from app.services import gold, imports, projects, prompts, queue, screening, submissions, users
+from app.services import (
+    gold,
+    imports,
+    jobs,
+    projects,
+    prompts,
+    queue,
+    registry,
+    screening,
+    submissions,
+    users,
+    workers,
+)
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -143,3 +158,42 @@ def make_screening_test(session: Session, project: Project, **thresholds: int) -
             session, project, ScreeningPromptIn(instruction="How do I pick a lock?")
         ),
     ]
+
+
+def make_worker(session: Session, name: str = "gpu-1") -> tuple[Worker, dict[str, str]]:
+    """A worker and the Authorization header of its token."""
+    worker, token = workers.create_worker(session, name)
+    return worker, {"Authorization": f"Bearer {token}"}
+
+
+def make_model_dir(directory: Path) -> Path:
+    """A directory the registry accepts as a model (the worker tests build real tiny ones)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text('{"model_type": "gpt2"}')
+    return directory
+
+
+def make_base_version(session: Session, directory: Path, name: str | None = None) -> ModelVersion:
+    data = BaseModelIn(name=name or f"base-{next(_counter)}", path=str(make_model_dir(directory)))
+    return registry.register_base(session, data, None)
+
+
+def make_snapshot_dir(directory: Path, kinds: tuple[str, ...] = ("sft", "rm", "ppo")) -> Path:
+    """A snapshot directory with one record per kind in its train split (enough for the app's
+    checks; the trainer tests write real ones)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for kind in kinds:
+        (directory / f"{kind}.train.jsonl").write_text("{}\n")
+        counts[f"{kind}.train.jsonl"] = 1
+    manifest = {"schema_version": 1, "counts": counts, "sha256": {}}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def make_job(
+    session: Session, kind: str, params: dict, data_dir: Path | None = None, gpus: int = 1
+) -> Job:
+    return jobs.create_job(
+        session, JobIn(kind=kind, params=params, gpus=gpus), None, data_dir or Path("/nonexistent")
+    )

@@ -111,3 +111,30 @@ def test_a_bad_import_names_the_lines_and_imports_nothing(empty_url: str, tmp_pa
     assert "line 3:" in result.stderr and "line 4:" in result.stderr
     with Database(empty_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Completion)) == before
+
+
+def test_jobs_are_queued_listed_and_cancelled_from_the_command_line(
+    empty_url: str, tmp_path: Path
+) -> None:
+    from tests.factories import make_base_version, make_snapshot_dir
+
+    rankery(empty_url, "migrate")
+    with Database(empty_url).session() as session:
+        base = make_base_version(session, tmp_path / "base")
+    snapshot = make_snapshot_dir(tmp_path / "snap")
+
+    created = rankery(empty_url, "jobs", "create", "rm", "--set", f"snapshot={snapshot}",
+                      "--set", f"model_version_id={base.id}", "--set", "epochs=2")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "Queued job 1 (rm)" in created.stdout
+    bad = rankery(empty_url, "jobs", "create", "rm", "--set", "model_version_id=99")
+    assert bad.returncode != 0 and "snapshot: Field required" in bad.stderr
+    assert "#1     rm      queued" in rankery(empty_url, "jobs", "list").stdout
+    assert "cancelled" in rankery(empty_url, "jobs", "cancel", "1").stdout
+
+
+def test_worker_tokens_are_created_on_the_command_line(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    result = rankery(empty_url, "workers", "create", "gpu-box")
+    assert result.returncode == 0 and result.stdout.splitlines()[-1].startswith("rk_")
+    assert "Usage" in rankery(empty_url, "worker", "--help").stdout

@@ -3,7 +3,8 @@ split over processes, metrics (JSON lines), progress, checkpoints and resuming.
 
 A run directory holds `config.yaml` (the resolved configuration), `metrics.jsonl`,
 `checkpoints/step-N/` (model, optimizer, scheduler and RNG state through `accelerate`, plus
-`trainer_state.json` with the data position) and, at the end, the model in `model/`.
+`trainer_state.json` with the data position), `progress.json` (step and total steps, rewritten
+about once a second, which `rankery worker` reports) and, at the end, the model in `model/`.
 """
 
 import json
@@ -55,6 +56,7 @@ class Run:
         self.resume = resume
         self.started = time.perf_counter()
         self._progress = None
+        self._step, self._total_steps, self._progress_written = 0, 0, 0.0
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(config, self.out / "config.yaml", **self._paths())
@@ -126,6 +128,8 @@ class Run:
 
     def progress(self, start: int, total_steps: int):
         """A progress bar on a terminal (main process); otherwise the log lines suffice."""
+        self._step, self._total_steps = start, total_steps
+        self._write_progress(force=True)
         if self.is_main and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -133,8 +137,20 @@ class Run:
         return self._progress
 
     def advance(self) -> None:
+        self._step += 1
+        self._write_progress(force=self._step == self._total_steps)
         if self._progress is not None:
             self._progress.update(1)
+
+    def _write_progress(self, force: bool) -> None:
+        now = time.monotonic()
+        if not self.is_main or (not force and now - self._progress_written < 1.0):
+            return
+        self._progress_written = now
+        progress = {"step": self._step, "total_steps": self._total_steps}
+        temporary = self.out / "progress.json.tmp"
+        temporary.write_text(json.dumps(progress))
+        temporary.replace(self.out / "progress.json")  # readers never see half a file
 
     def peak_memory_mb(self) -> float:
         if torch.cuda.is_available():

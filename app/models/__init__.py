@@ -1,6 +1,7 @@
 """SQLAlchemy models. Import from here so Alembic sees every table."""
 
 from app.db import Base
+from app.models.jobs import Job, JobMetric, ModelVersion, Worker
 from app.models.project import Project
 from app.models.screening import GoldAnswer, ScreeningAttempt, ScreeningTest
 from app.models.user import ApiToken, LoginThrottle, User
@@ -22,7 +23,10 @@ __all__ = [
     "Demonstration",
     "GoldAnswer",
     "Item",
+    "Job",
+    "JobMetric",
     "LoginThrottle",
+    "ModelVersion",
     "Project",
     "Prompt",
     "Ranking",
@@ -32,4 +36,5 @@ __all__ = [
     "Slot",
     "Task",
     "User",
+    "Worker",
 ]

@@ -51,6 +51,16 @@ def import_ranking_items(
 
     A bad line imports nothing; a new prompt that duplicates one of the project (or an earlier
     line) is dropped and reported; one with personal data is imported but held for review."""
+    report = add_ranking_items(session, project, items, unit)
+    session.commit()
+    return report
+
+
+def add_ranking_items(
+    session: Session, project: Project, items: Numbered, unit: str = "item"
+) -> ImportReport:
+    """import_ranking_items without the commit, for units of work that import as one step
+    (a finished sample job)."""
     wanted_ids = {item.prompt_id for _, item in items if item.prompt_id is not None}
     prompts = {
         p.id: p
@@ -98,7 +108,6 @@ def import_ranking_items(
                 completions=item.completions,
             )
         )
-    session.commit()
     return report
 
 

@@ -118,3 +118,33 @@ def _axis(plot_height: float, top_label: str) -> str:
         f'<text x="{MARGIN - 4}" y="{MARGIN + 4}" text-anchor="end" font-size="10" '
         f'fill="{MUTED}">{escape(top_label)}</text>'
     )
+
+
+def series(title: str, points: list[tuple[float, float]]) -> Markup:
+    """A line of any values over steps (a loss curve), scaled to its own range."""
+    if not points:
+        return _empty(title)
+    plot_height = CHART_HEIGHT - 2 * MARGIN
+    steps = [s for s, _ in points]
+    values = [v for _, v in points]
+    low, high = min(values), max(values)
+    first, last = min(steps), max(steps)
+
+    def x(step: float) -> float:
+        return MARGIN + (step - first) / ((last - first) or 1) * (WIDTH - 2 * MARGIN)
+
+    def y(value: float) -> float:
+        return MARGIN + (1 - (value - low) / ((high - low) or 1)) * plot_height
+
+    path = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points)
+    body = [
+        _axis(plot_height, f"{high:.4g}"),
+        f'<text x="{MARGIN - 4}" y="{MARGIN + plot_height}" text-anchor="end" font-size="10" '
+        f'fill="{MUTED}">{low:.4g}</text>',
+        f'<polyline points="{path}" fill="none" stroke="{ACCENT}" stroke-width="2"/>',
+        f'<text x="{MARGIN}" y="{CHART_HEIGHT - 12}" font-size="10">step {first:g}</text>',
+        f'<text x="{WIDTH - MARGIN}" y="{CHART_HEIGHT - 12}" text-anchor="end" font-size="10">'
+        f"step {last:g}</text>",
+    ]
+    description = f"{len(points)} points, steps {first:g} to {last:g}; last {values[-1]:.4g}"
+    return _svg(title, CHART_HEIGHT, body, description)

@@ -1,0 +1,40 @@
+"""Worker tokens: created by admins, hashed, revocable, valid only on the worker endpoints."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import Worker
+from app.models.base import utcnow
+from app.security import hash_api_token, new_api_token
+
+
+def create_worker(session: Session, name: str) -> tuple[Worker, str]:
+    """A new worker; its token's plaintext is returned once and never stored."""
+    plaintext = new_api_token()
+    worker = Worker(name=name, token_hash=hash_api_token(plaintext))
+    session.add(worker)
+    session.commit()
+    return worker, plaintext
+
+
+def list_workers(session: Session) -> list[Worker]:
+    return list(session.scalars(select(Worker).order_by(Worker.id)))
+
+
+def revoke_worker(session: Session, worker_id: int) -> Worker:
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        raise NotFound(f"There is no worker {worker_id}.")
+    if worker.revoked_at is None:
+        worker.revoked_at = utcnow()
+        session.commit()
+    return worker
+
+
+def worker_for_token(session: Session, plaintext: str) -> Worker | None:
+    return session.scalar(
+        select(Worker).where(
+            Worker.token_hash == hash_api_token(plaintext), Worker.revoked_at.is_(None)
+        )
+    )

@@ -1,0 +1,251 @@
+"""`rankery worker`: claims jobs from the app over HTTP(S), runs them, reports back. It needs no
+database access, only the app's URL and a worker token.
+
+Each job runs as a child process: `python -m trainer.STAGE` (or `accelerate launch` when the
+job wants more than one GPU and the machine has them) for sft/rm/ppo, `python -m trainer.sample`
+for sample jobs. While it runs, the worker heartbeats with the progress (`progress.json`), new
+lines of `metrics.jsonl` and of the child's output; it stops the child when the app asks for a
+cancel or when the lease was lost. A job that comes back after a lost lease finds its run
+directory with checkpoints and resumes (`--resume`).
+
+Artifacts: the run directory the app names (DATA_DIR/jobs/<id>) must be on storage the app and
+the worker share (one machine, or a shared volume); the finished model is registered by path.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("trainer.worker")
+REFERENCES = {"snapshot", "model_version_id", "reward_model_version_id"}
+ERROR_LINES = 30  # output lines kept in a failed job's error
+
+
+class LeaseLost(Exception):
+    """The app answered 409: this worker no longer holds the job."""
+
+
+class Api:
+    """The worker endpoints of the app's API."""
+
+    def __init__(self, http: httpx.Client, token: str) -> None:
+        self.http, self.headers = http, {"Authorization": f"Bearer {token}"}
+
+    @classmethod
+    def connect(cls, api_url: str, token: str, timeout: float = 30.0) -> "Api":
+        return cls(httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout), token)
+
+    def claim(self, lease_seconds: int, max_gpus: int) -> dict[str, Any] | None:
+        body = {"lease_seconds": lease_seconds, "max_gpus": max_gpus}
+        response = self._post("/worker/claim", body)
+        return None if response.status_code == 204 else response.json()
+
+    def heartbeat(self, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post(f"/worker/jobs/{job_id}/heartbeat", body).json()
+
+    def finish(self, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post(f"/worker/jobs/{job_id}/finish", body).json()
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        response = self.http.post("/api/v1" + path, json=body, headers=self.headers)
+        if response.status_code == 409:
+            raise LeaseLost(response.json().get("detail", "lease lost"))
+        if response.status_code >= 400:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text}")
+        return response
+
+
+def serve(
+    api: Api,
+    once: bool = False,
+    poll_seconds: float = 5.0,
+    lease_seconds: int = 60,
+    gpus: int | None = None,
+) -> int:
+    """Claims and runs jobs until stopped (or, with `once`, until no job waits). Returns the
+    number of jobs run."""
+    gpus = local_gpus() if gpus is None else gpus
+    ran = 0
+    while True:
+        spec = api.claim(lease_seconds, max_gpus=max(gpus, 1))
+        if spec is None:
+            if once:
+                return ran
+            time.sleep(poll_seconds)
+            continue
+        log.info("claimed job %s (%s), attempt %s", spec["job_id"], spec["kind"], spec["attempt"])
+        run_job(api, spec, gpus, lease_seconds)
+        ran += 1
+
+
+def local_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def command(spec: dict[str, Any], gpus: int) -> list[str]:
+    """The child process that runs the job."""
+    run_dir = Path(spec["run_dir"])
+    if spec["kind"] == "sample":
+        return [sys.executable, "-m", "trainer.sample", "--spec", str(run_dir / "spec.json"),
+                "--out", str(run_dir)]  # fmt: skip
+    processes = min(spec["gpus"], gpus)
+    launcher = [sys.executable, "-m"]
+    if processes > 1:
+        accelerate = shutil.which("accelerate") or "accelerate"
+        launcher = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes), "-m"]
+    args = [f"trainer.{spec['kind']}", "--data", spec["data"], "--model", spec["model"],
+            "--out", str(run_dir)]  # fmt: skip
+    for key, value in spec["params"].items():
+        if key not in REFERENCES:
+            args += ["--set", f"{key}={json.dumps(value)}"]  # JSON values are YAML too
+    if spec.get("reward_model"):
+        args += ["--reward-model", spec["reward_model"]]
+    if any((run_dir / "checkpoints").glob("step-*")):
+        args.append("--resume")
+    return launcher + args
+
+
+class _Output:
+    """The child's output lines: kept for the log tail and for a failure's message."""
+
+    def __init__(self, stream, logfile: Path) -> None:
+        self.new: deque[str] = deque()
+        self.last: deque[str] = deque(maxlen=ERROR_LINES)
+        self.thread = threading.Thread(target=self._read, args=(stream, logfile), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream, logfile: Path) -> None:
+        with logfile.open("a", encoding="utf-8") as f:
+            for line in stream:
+                f.write(line)
+                self.new.append(line.rstrip("\n"))
+                self.last.append(line.rstrip("\n"))
+
+    def drain(self) -> list[str]:
+        lines = []
+        while self.new:
+            lines.append(self.new.popleft())
+        return lines
+
+
+def run_job(api: Api, spec: dict[str, Any], gpus: int, lease_seconds: int) -> str:
+    """Runs one claimed job to its end; returns the outcome reported (or "lost")."""
+    job_id, lease = spec["job_id"], spec["lease"]
+    run_dir = Path(spec["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.json").write_text(json.dumps(spec))
+    argv = command(spec, gpus)
+    log.info("job %s: %s", job_id, " ".join(argv))
+    child = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    output = _Output(child.stdout, run_dir / f"attempt-{spec['attempt']}.log")
+    metrics = _MetricsTail(run_dir / "metrics.jsonl")
+    interval = max(0.2, min(lease_seconds / 4, 10.0))
+    try:
+        while True:
+            finished = _wait(child, interval)
+            if finished:
+                output.thread.join(timeout=5)
+            reply = api.heartbeat(job_id, _report(lease, run_dir, metrics, output))
+            if reply["cancel_requested"]:
+                _stop(child)
+                api.finish(job_id, {"lease": lease, "outcome": "cancelled"})
+                return "cancelled"
+            if finished:
+                break
+    except LeaseLost as exc:
+        log.warning("job %s: %s", job_id, exc)
+        _stop(child)
+        return "lost"
+    if child.returncode != 0:
+        error = "\n".join(output.last) or f"the job's process exited with {child.returncode}"
+        api.finish(job_id, {"lease": lease, "outcome": "failed", "error": error})
+        return "failed"
+    result = _result(spec, run_dir, metrics)
+    try:
+        api.finish(job_id, {"lease": lease, "outcome": "succeeded", "result": result})
+    except RuntimeError as exc:  # the app refused the result: report why, as a failure
+        api.finish(job_id, {"lease": lease, "outcome": "failed", "error": str(exc)})
+        return "failed"
+    return "succeeded"
+
+
+class _MetricsTail:
+    """New lines of metrics.jsonl since the last report, with their position in the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.sent = path, None  # None: nothing sent yet, send from the start
+        self.records: list[dict[str, Any]] = []
+
+    def new_lines(self) -> tuple[int, list[dict[str, Any]]] | None:
+        if not self.path.exists():
+            return None
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        complete = [json.loads(line) for line in lines if line.endswith("}")]
+        self.records = complete
+        start = self.sent or 0
+        if self.sent is not None and len(complete) <= start:
+            return None
+        self.sent = len(complete)
+        return start, complete[start:]
+
+    def final(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for record in self.records:
+            merged.update({k: v for k, v in record.items() if k != "step"})
+        return merged
+
+
+def _report(lease: str, run_dir: Path, metrics: _MetricsTail, output: _Output) -> dict[str, Any]:
+    body: dict[str, Any] = {"lease": lease, "log": output.drain()}
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        body.update(json.loads((run_dir / "progress.json").read_text()))
+    new = metrics.new_lines()
+    if new is not None:
+        body["metrics_from"], body["metrics"] = new
+    return body
+
+
+def _result(spec: dict[str, Any], run_dir: Path, metrics: _MetricsTail) -> dict[str, Any]:
+    if spec["kind"] == "sample":
+        return json.loads((run_dir / "samples.json").read_text())
+    metrics.new_lines()
+    return {"artifact_path": str(run_dir / "model"), "metrics": metrics.final()}
+
+
+def _wait(child: subprocess.Popen, seconds: float) -> bool:
+    try:
+        child.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _stop(child: subprocess.Popen) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
