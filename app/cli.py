@@ -188,16 +188,23 @@ def jobs_cancel(job_id: int) -> None:
 
 @main.command(help="Fill an empty database with a small demo project and print its logins.")
 def demo() -> None:
-    from app.services.demo import load_demo
+    from app.services.demo import load_demo, register_demo_base
 
     with _db().session() as session:
         try:
             logins = load_demo(session)
         except ServiceError as exc:
             _fail(exc)
+        try:
+            base = register_demo_base(session, get_settings().data_dir)
+        except ImportError as exc:
+            base = None
+            click.echo(f"No demo base model: the trainer extra is not installed ({exc.name}).")
     click.echo("Demo project loaded. Log in at http://127.0.0.1:8000 with:")
     for username, role, password in logins:
         click.echo(f"  {username:<8} {role:<8} password: {password}")
+    if base:
+        click.echo(f"A tiny base model to train from is registered as {base!r}.")
 
 
 @main.group("import", help="Import data from files.")

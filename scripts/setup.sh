@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Creates .venv and installs Rankery into it. `scripts/setup.sh test` adds the test tools and the
-# system packages the tests need (PostgreSQL server, Chromium) from Debian, and the trainer with
-# the CPU build of torch (pinned: an unpinned torch would pull a multi-GB CUDA build).
+# Creates .venv and installs Rankery into it (the web app only). `scripts/setup.sh train` adds
+# the trainer, for a worker; `scripts/setup.sh test` adds the trainer, the test tools and the
+# system packages the tests need (PostgreSQL server, Chromium) from Debian. The trainer comes
+# with the CPU build of torch (pinned: an unpinned torch would pull a multi-GB CUDA build); on a
+# GPU machine install the torch build for your CUDA first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,9 @@ if [ "${1:-}" = "test" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
   fi
+elif [ "${1:-}" = "train" ]; then
+  .venv/bin/python -m pip install --quiet torch==2.13.0
+  .venv/bin/python -m pip install --quiet -e '.[train]'
 else
   .venv/bin/python -m pip install --quiet -e .
 fi

@@ -9,13 +9,15 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.models import Completion, Item, User
+from app.models import Completion, Item, ModelVersion, User
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def rankery(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = {"RANKERY_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    if database_url.startswith("sqlite:///"):  # keep files the command writes beside the database
+        env["RANKERY_DATA_DIR"] = str(Path(database_url.removeprefix("sqlite:///")).parent / "var")
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         input=stdin,
@@ -50,6 +52,18 @@ def test_migrate_then_demo_prints_the_logins(empty_url: str) -> None:
     assert "admin" in result.stdout and "alice" in result.stdout and "password" in result.stdout
     with Database(empty_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Item).where(Item.kind == "ranking"))
+
+
+def test_demo_registers_a_tiny_base_model_that_loads_back(empty_url: str) -> None:
+    transformers = pytest.importorskip("transformers")
+    rankery(empty_url, "migrate")
+    result = rankery(empty_url, "demo")
+    assert "tiny-demo-base" in result.stdout, result.stdout + result.stderr
+    with Database(empty_url).session() as session:
+        base = session.scalars(select(ModelVersion).where(ModelVersion.kind == "base")).one()
+    model = transformers.AutoModelForCausalLM.from_pretrained(base.artifact_path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base.artifact_path)
+    assert model.config.vocab_size == len(tokenizer) and tokenizer.pad_token != tokenizer.eos_token
 
 
 def test_demo_refuses_a_database_that_is_not_empty(empty_url: str) -> None:

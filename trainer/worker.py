@@ -78,7 +78,12 @@ def serve(
     gpus = local_gpus() if gpus is None else gpus
     ran = 0
     while True:
-        spec = api.claim(lease_seconds, max_gpus=max(gpus, 1))
+        try:
+            spec = api.claim(lease_seconds, max_gpus=max(gpus, 1))
+        except httpx.TransportError as exc:  # the app is starting, restarting or unreachable
+            log.warning("cannot reach the app (%s); trying again in %.0f s", exc, poll_seconds)
+            time.sleep(poll_seconds)
+            continue
         if spec is None:
             if once:
                 return ran

@@ -1,6 +1,7 @@
 """A small demo project: an admin, three labelers, prompts of each kind and items to rank."""
 
 import random
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -8,8 +9,9 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict
 from app.models import User
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
+from app.schemas.jobs import BaseModelIn
 from app.schemas.labeling import FewShotPair, PromptIn
-from app.services import imports, projects, prompts, users
+from app.services import imports, projects, prompts, registry, users
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = [("admin", "admin"), ("alice", "labeler"), ("bob", "labeler"), ("carol", "labeler")]
@@ -99,3 +101,23 @@ def load_demo(session: Session) -> list[tuple[str, str, str]]:
     for n, data in enumerate(written):
         prompts.create_prompt(session, project, labelers[n % len(labelers)], data)
     return [(u.username, u.role, DEMO_PASSWORD) for u in created]
+
+
+DEMO_BASE_MODEL = "tiny-demo-base"
+
+
+def demo_texts() -> list[str]:
+    """What the demo's tokenizer learns from: the demo's own questions and answers."""
+    texts = [q for q, _ in QUESTIONS] + [s.format(q=q) for q, _ in QUESTIONS for s in STYLES]
+    return ["User: ", "Assistant:", "System: ", GUIDELINES, *texts]
+
+
+def register_demo_base(session: Session, data_dir: Path) -> str:
+    """Build the demo's tiny base model under DATA_DIR/models and register it, so the demo runs
+    the whole loop (SFT, RM, PPO, sampling) on CPU without downloading anything. Needs the
+    trainer extra (torch, transformers); returns the model version's name."""
+    from trainer.tiny import build_demo_base
+
+    directory = build_demo_base(data_dir / "models" / DEMO_BASE_MODEL, demo_texts())
+    registry.register_base(session, BaseModelIn(name=DEMO_BASE_MODEL, path=str(directory)), None)
+    return DEMO_BASE_MODEL

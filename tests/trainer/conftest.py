@@ -19,6 +19,8 @@ transformers = pytest.importorskip("transformers")
 # One thread: the tiny models gain nothing from more, and CI machines have two cores.
 torch.set_num_threads(1)
 
+from trainer.tiny import build_tiny_model, train_tokenizer  # noqa: E402
+
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs/export-format.schema.json").read_text())
 THINGS = [
     "car",
@@ -202,65 +204,10 @@ def _corpus() -> list[str]:
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A byte-level BPE tokenizer trained on the synthetic world's text, with EOS and a pad
     token distinct from it; saved and loaded back through AutoTokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>", "<|pad|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(_corpus(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|pad|>"
-    )
-    directory = tmp_path_factory.mktemp("tokenizer")
-    tokenizer.save_pretrained(directory)
+    directory = train_tokenizer(_corpus(), tmp_path_factory.mktemp("tokenizer"))
     assert AutoTokenizer.from_pretrained(directory).pad_token == "<|pad|>"
-    return directory
-
-
-def build_tiny_model(
-    directory: Path, tokenizer_dir: Path, kind: str = "gpt2", seed: int = 0
-) -> Path:
-    """A randomly initialised two-layer causal LM, saved with its tokenizer."""
-    from transformers import (
-        AutoTokenizer,
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-    )
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(seed)
-    ids = {
-        "bos_token_id": tokenizer.eos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    if kind == "gpt2":
-        config = GPT2Config(
-            vocab_size=len(tokenizer), n_positions=128, n_embd=64, n_layer=2, n_head=2, **ids
-        )
-        model = GPT2LMHeadModel(config)
-    else:
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            **ids,
-        )
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
     return directory
 
 
