@@ -100,6 +100,7 @@ def worker(
             "pip install 'rankery[train]'"
         ) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll
     ran = serve(Api.connect(api_url, token), once, poll_seconds, lease_seconds, gpus)
     click.echo(f"Ran {ran} job(s).")
 
@@ -200,7 +201,7 @@ def demo() -> None:
         except ImportError as exc:
             base = None
             click.echo(f"No demo base model: the trainer extra is not installed ({exc.name}).")
-    click.echo("Demo project loaded. Log in at http://127.0.0.1:8000 with:")
+    click.echo("Demo project loaded. Log in with:")
     for username, role, password in logins:
         click.echo(f"  {username:<8} {role:<8} password: {password}")
     if base:
