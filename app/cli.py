@@ -114,5 +114,32 @@ def import_completions(file: Path, project_id: int) -> None:
     click.echo(f"Imported {len(items)} ranking items into project {project_id}.")
 
 
+@main.group(help="Check the data for problems.")
+def check() -> None:
+    pass
+
+
+@check.command("splits", help="Prove that no prompt author has prompts in two splits.")
+@click.option("--project", "project_id", type=int, help="Only this project (default: all).")
+def check_splits(project_id: int | None) -> None:
+    from app.services import splits
+
+    with _db().session(write=False) as session:
+        reports = splits.check(session, project_id)
+    if project_id is not None and not reports:
+        raise click.ClickException(f"There is no project {project_id}.")
+    for report in reports:
+        shares = ", ".join(
+            f"{split} {report.authors[split]} authors / {report.prompts[split]} prompts"
+            for split in report.authors
+        )
+        state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"project {report.project_id}: {state}; {shares}")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    if not all(report.ok for report in reports):
+        raise click.ClickException("Some authors have prompts in more than one split.")
+
+
 if __name__ == "__main__":
     main()

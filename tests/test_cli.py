@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.db import Database
-from app.models import Completion, Item, User
+from app.models import Completion, Item, Prompt, User
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,14 @@ def line(k: int, instruction: str = "Why is the sea salty?") -> str:
 
 
 def test_every_command_has_help(empty_url: str) -> None:
-    for command in (["migrate"], ["create-user"], ["serve"], ["demo"], ["import", "completions"]):
+    for command in (
+        ["migrate"],
+        ["create-user"],
+        ["serve"],
+        ["demo"],
+        ["import", "completions"],
+        ["check", "splits"],
+    ):
         result = rankery(empty_url, *command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout
 
@@ -101,3 +108,26 @@ def test_a_bad_import_names_the_lines_and_imports_nothing(empty_url: str, tmp_pa
     assert "line 3:" in result.stderr and "line 4:" in result.stderr
     with Database(empty_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Completion)) == before
+
+
+def test_check_splits_reports_each_project(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    result = rankery(empty_url, "check", "splits")
+    assert result.returncode == 0, result.stderr
+    assert "project 1: ok" in result.stdout and "train" in result.stdout
+
+
+def test_check_splits_fails_when_an_author_is_in_two_splits(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    with Database(empty_url).session() as session:
+        first = session.scalar(select(Prompt).order_by(Prompt.id))
+        session.execute(
+            update(Prompt).where(Prompt.author_key == first.author_key).values(split="train")
+        )
+        session.execute(update(Prompt).where(Prompt.id == first.id).values(split="test"))
+        session.commit()
+    result = rankery(empty_url, "check", "splits", "--project", "1")
+    assert result.returncode != 0
+    assert "has prompts in" in result.stdout and "more than one split" in result.stderr

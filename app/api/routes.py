@@ -62,7 +62,7 @@ def update_project(
     tags=["admin"],
     response_model=api.ImportResult,
     status_code=201,
-    summary="Bulk-add completions to rank (all or nothing)",
+    summary="Bulk-add completions to rank (all or nothing; items sent before are skipped)",
 )
 def add_ranking_items(
     project_id: int, items: list[RankingItemIn], session: SessionDep, _admin: ApiAdmin
@@ -71,7 +71,9 @@ def add_ranking_items(
     created = imports.import_ranking_items(
         session, project, list(enumerate(items, start=1)), unit="item"
     )
-    return api.ImportResult(created=len(created), item_ids=[i.id for i in created])
+    return api.ImportResult(
+        created=len(created), skipped=len(items) - len(created), item_ids=[i.id for i in created]
+    )
 
 
 # --- Users and tokens (admins) ---------------------------------------------------------------

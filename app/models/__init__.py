@@ -1,7 +1,8 @@
 """SQLAlchemy models. Import from here so Alembic sees every table."""
 
 from app.db import Base
-from app.models.project import Project
+from app.models.project import Project, SplitAssignment
+from app.models.snapshot import Snapshot
 from app.models.user import ApiToken, LoginThrottle, User
 from app.models.work import (
     Completion,
@@ -26,6 +27,8 @@ __all__ = [
     "Ranking",
     "RankingEntry",
     "Slot",
+    "Snapshot",
+    "SplitAssignment",
     "Task",
     "User",
 ]

@@ -26,11 +26,24 @@ class ProjectSettingsIn(Strict):
     k_max: int = Field(default=9, ge=K_LIMITS[0], le=K_LIMITS[1])
     lease_seconds: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
     annotations_per_item: int = Field(default=1, ge=1, le=20)
+    # Shares of prompt authors per split; they apply to authors seen from now on.
+    split_train: float = Field(default=0.8, ge=0, le=1)
+    split_validation: float = Field(default=0.1, ge=0, le=1)
+    split_test: float = Field(default=0.1, ge=0, le=1)
 
     @model_validator(mode="after")
     def _k_range(self) -> "ProjectSettingsIn":
         if self.k_min > self.k_max:
             raise ValueError("the smallest K must not exceed the largest K")
+        return self
+
+    @model_validator(mode="after")
+    def _split_ratios(self) -> "ProjectSettingsIn":
+        total = self.split_train + self.split_validation + self.split_test
+        if abs(total - 1) > 1e-6:
+            raise ValueError(
+                f"the train, validation and test ratios must add up to 1 (they add up to {total:g})"
+            )
         return self
 
 

@@ -41,6 +41,9 @@ class ProjectOut(Out):
     k_max: int
     lease_seconds: int
     annotations_per_item: int
+    split_train: float
+    split_validation: float
+    split_test: float
 
 
 class PromptOut(Out):
@@ -135,6 +138,7 @@ class TaskStateOut(Out):
 
 class ImportResult(BaseModel):
     created: int
+    skipped: int  # imported before (same content): not added again
     item_ids: list[int]
 
 

@@ -1,44 +1,169 @@
-"""Bulk imports of completions to rank. All or nothing: one bad line imports nothing."""
+"""Imports, shared machinery and the completions JSONL import.
 
+Every import is **all or nothing per file**: the whole file is checked first, every bad line
+is reported by its number, and one bad line imports nothing. Imports are **idempotent**: each
+imported prompt and item carries an external id derived from its source (a message id, or a
+hash of the line's content), so importing the same file again adds nothing.
+"""
+
+import hashlib
 import json
 from collections.abc import Sequence
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, describe_validation_error
-from app.models import Item, Project, Prompt
+from app.models import Completion, Item, Project, Prompt, Ranking, RankingEntry, Slot, Task, User
+from app.models.base import utcnow
 from app.schemas.admin import RankingItemIn
+from app.services import splits
 from app.services.prompts import add_item
 
 MAX_REPORTED_ERRORS = 50
+CHUNK = 500
+IMPORTED_ROLE = "imported"
 
+M = TypeVar("M", bound=BaseModel)
 Numbered = Sequence[tuple[int, RankingItemIn]]
 
 
-def parse_jsonl(text: str) -> list[tuple[int, RankingItemIn]]:
-    """Parse JSON lines into ranking items, reporting every bad line by its number."""
+# --- Reading files ---------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> str:
+    """The file as text; a file that is not UTF-8 is refused with the line of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"Nothing was imported: the file is not UTF-8 text (line {line}, byte {exc.start}: "
+            f"{exc.reason})."
+        ) from None
+
+
+def parse_jsonl(text: str, model: type[M] = RankingItemIn) -> list[tuple[int, M]]:  # type: ignore[assignment]
+    """Parse JSON lines into `model`s, reporting every bad line by its number."""
     parsed, errors = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            parsed.append((number, RankingItemIn.model_validate(json.loads(line))))
+            parsed.append((number, model.model_validate(json.loads(line))))
         except json.JSONDecodeError as exc:
-            errors.append(f"line {number}: not valid JSON ({exc.msg})")
+            truncated = number == len(lines) and not text.endswith("\n")
+            hint = "; the file looks truncated" if truncated else ""
+            errors.append(f"line {number}: not valid JSON ({exc.msg}{hint})")
         except ValidationError as exc:
             errors.append(f"line {number}: {describe_validation_error(exc)}")
-    _raise_if(errors, "line")
+    raise_if(errors, "line")
     if not parsed:
         raise InvalidInput("The file holds no items. Nothing was imported.")
     return parsed
 
 
+def raise_if(errors: list[str], unit: str) -> None:
+    if not errors:
+        return
+    shown = errors[:MAX_REPORTED_ERRORS]
+    more = len(errors) - len(shown)
+    tail = f"\n… and {more} more" if more else ""
+    raise InvalidInput(
+        f"Nothing was imported: {len(errors)} bad {unit}(s).\n" + "\n".join(shown) + tail
+    )
+
+
+def content_id(source: str, data: object) -> str:
+    """A stable external id for content that has none: the source and a hash of its JSON."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return f"{source}:{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
+
+
+# --- What every import needs -------------------------------------------------------------------
+
+
+def existing_ids(
+    session: Session,
+    model: type[Prompt] | type[Item],
+    project: Project,
+    external_ids: Sequence[str],
+) -> dict[str, int]:
+    """The rows of `model` in the project that carry these external ids, by external id."""
+    ids = list(dict.fromkeys(external_ids))
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), CHUNK):
+        found.update(
+            session.execute(
+                select(model.external_id, model.id).where(
+                    model.project_id == project.id,
+                    model.external_id.in_(ids[start : start + CHUNK]),
+                )
+            ).all()
+        )
+    return found
+
+
+def imported_labeler(session: Session, source: str) -> User:
+    """The account that imported rankings of a source belong to; it cannot log in."""
+    username = f"imported:{source}"  # a name no real account can have (':' is not allowed)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, password_hash="!", role=IMPORTED_ROLE, is_active=False)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def record_ranking(
+    session: Session, item: Item, labeler: User, completions: list[Completion], ranks: list[int]
+) -> Ranking:
+    """Store a ranking made elsewhere as one finished slot and task of `labeler` (no commit).
+    `ranks` (1 is best, equal ranks are ties) are given in the order of `completions`."""
+    now = utcnow()
+    slot = Slot(item_id=item.id, index=0, state="done", labeler_id=labeler.id)
+    session.add(slot)
+    session.flush()
+    task = Task(
+        item_id=item.id,
+        slot_id=slot.id,
+        labeler_id=labeler.id,
+        state="submitted",
+        completion_order=[c.id for c in completions],
+        served_at=now,
+        lease_expires_at=now,
+        finished_at=now,
+    )
+    session.add(task)
+    session.flush()
+    levels = {rank: i + 1 for i, rank in enumerate(sorted(set(ranks)))}
+    ranking = Ranking(
+        task_id=task.id,
+        item_id=item.id,
+        labeler_id=labeler.id,
+        has_ties=len(levels) < len(ranks),
+        time_spent_ms=None,
+        created_at=now,
+    )
+    ranking.entries = [
+        RankingEntry(completion_id=c.id, rank=levels[r])
+        for c, r in zip(completions, ranks, strict=True)
+    ]
+    session.add(ranking)
+    return ranking
+
+
+# --- Completions JSONL -------------------------------------------------------------------------
+
+
 def import_ranking_items(
     session: Session, project: Project, items: Numbered, unit: str = "item"
 ) -> list[Item]:
-    """Create the prompts (when new), ranking items, slots and completions, in one commit."""
+    """Create the prompts (when new), ranking items, slots and completions, in one commit.
+    Returns the items created; an item imported before (same content) is not added again."""
     wanted_ids = {item.prompt_id for _, item in items if item.prompt_id is not None}
     prompts = {
         p.id: p
@@ -56,22 +181,30 @@ def import_ranking_items(
             )
         if item.prompt_id is not None and item.prompt_id not in prompts:
             errors.append(f"{unit} {number}: there is no prompt {item.prompt_id} in this project")
-    _raise_if(errors, unit)
+    raise_if(errors, unit)
 
-    created = []
-    for _, item in items:
-        prompt = prompts.get(item.prompt_id) if item.prompt_id is not None else None
-        if prompt is None:
-            assert item.prompt is not None
-            prompt = Prompt(
+    keyed = {content_id("jsonl", item.model_dump(mode="json")): item for _, item in items}
+    done = existing_ids(session, Item, project, list(keyed))
+    new = {key: item for key, item in keyed.items() if key not in done}
+    new_prompts = {}
+    for key, item in new.items():
+        if item.prompt is not None:
+            new_prompts[key] = Prompt(
                 project_id=project.id,
+                external_id=key,
                 external_user_id=item.prompt.user_id,
+                author_key=splits.author_key(external_user_id=item.prompt.user_id, source_id=key),
                 kind="plain",
                 category=item.prompt.category,
                 language=item.prompt.language,
                 instruction=item.prompt.instruction,
             )
-            session.add(prompt)
+    splits.place(session, project, new_prompts.values())
+    session.add_all(new_prompts.values())
+
+    created = []
+    for key, item in new.items():
+        prompt = new_prompts.get(key) or prompts[item.prompt_id]  # type: ignore[index]
         created.append(
             add_item(
                 session,
@@ -80,18 +213,8 @@ def import_ranking_items(
                 "ranking",
                 slots=project.annotations_per_item,
                 completions=item.completions,
+                external_id=key,
             )
         )
     session.commit()
     return created
-
-
-def _raise_if(errors: list[str], unit: str) -> None:
-    if not errors:
-        return
-    shown = errors[:MAX_REPORTED_ERRORS]
-    more = len(errors) - len(shown)
-    tail = f"\n… and {more} more" if more else ""
-    raise InvalidInput(
-        f"Nothing was imported: {len(errors)} bad {unit}(s).\n" + "\n".join(shown) + tail
-    )

@@ -10,6 +10,7 @@ from app.models import Completion, Item, Project, Prompt, Slot, User
 from app.models.base import utcnow
 from app.schemas.admin import CompletionIn
 from app.schemas.labeling import PromptIn
+from app.services import splits
 
 
 def add_item(
@@ -19,9 +20,10 @@ def add_item(
     kind: str,
     slots: int,
     completions: list[CompletionIn] = (),  # type: ignore[assignment]
+    external_id: str | None = None,
 ) -> Item:
     """Queue work on a prompt: `slots` annotations wanted, no more (no commit)."""
-    item = Item(project_id=project.id, prompt=prompt, kind=kind)
+    item = Item(project_id=project.id, prompt=prompt, kind=kind, external_id=external_id)
     session.add(item)
     session.flush()
     session.add_all(Slot(item_id=item.id, index=i) for i in range(slots))
@@ -55,12 +57,14 @@ def create_prompt(
         category=data.category,
         language=data.language,
         instruction=data.instruction,
+        author_key=splits.author_key(user_id=author.id),
         use_case=data.use_case,
         few_shot_pairs=[p.model_dump() for p in data.few_shot_pairs] or None,
         submission_key=data.submission_key,
         time_spent_ms=_elapsed_ms(started_at, now) if started_at else None,
         created_at=now,
     )
+    splits.place(session, project, [prompt])
     session.add(prompt)
     add_item(session, project, prompt, "demonstration", slots=1)
     try:

@@ -95,7 +95,17 @@ def revoke_token(
 
 # --- Projects ---------------------------------------------------------------------------------
 
-PROJECT_FIELDS = ("name", "guidelines", "k_min", "k_max", "lease_seconds", "annotations_per_item")
+PROJECT_FIELDS = (
+    "name",
+    "guidelines",
+    "k_min",
+    "k_max",
+    "lease_seconds",
+    "annotations_per_item",
+    "split_train",
+    "split_validation",
+    "split_test",
+)
 
 
 @router.get("/projects/new")

@@ -103,7 +103,7 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
     completions = [
         {"text": f"a{i}", "model": "sft-1", "sampling": {"top_p": 0.9}} for i in range(4)
     ]
-    items = [{"prompt": {"instruction": "Why?"}, "completions": completions}] * 2
+    items = [{"prompt": {"instruction": q}, "completions": completions} for q in ("Why?", "How?")]
 
     response = client.post(
         f"/api/v1/projects/{project.id}/ranking-items", json=items, headers=headers
@@ -112,6 +112,18 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
     assert response.status_code == 201 and response.json()["created"] == 2
     stored = session.scalars(select(Completion)).all()
     assert {(c.model_name, c.sampling["top_p"]) for c in stored} == {("sft-1", 0.9)}
+
+
+def test_adding_the_same_ranking_items_again_adds_nothing(client, session, project) -> None:
+    headers = bearer(session, make_user(session, "admin"))
+    items = [{"prompt": {"instruction": "Why?"}, "completions": [{"text": "a"}] * 4}]
+    url = f"/api/v1/projects/{project.id}/ranking-items"
+    client.post(url, json=items, headers=headers)
+
+    again = client.post(url, json=items, headers=headers)
+
+    assert again.json() == {"created": 0, "skipped": 1, "item_ids": []}
+    assert len(session.scalars(select(Completion)).all()) == 4
 
 
 def test_a_bulk_add_with_a_bad_k_adds_nothing_and_names_the_item(client, session, project) -> None:
