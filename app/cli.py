@@ -89,29 +89,77 @@ def import_() -> None:
     pass
 
 
-@import_.command(
-    "completions", help="Import completions to rank from a JSONL file (all or nothing)."
-)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def _read(file: Path) -> str:
+    from app.services.imports import decode
+
+    try:
+        return decode(file.read_bytes())
+    except ServiceError as exc:
+        raise click.ClickException(f"{file}: {exc.message}") from None
+
+
+FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+PROJECT = click.option("--project", "project_id", type=int, default=1, show_default=True)
+ATOMIC = " All or nothing per file; importing a file again adds nothing."
+
+
+@import_.command("completions", help="Import completions to rank from a JSONL file." + ATOMIC)
+@FILE
+@PROJECT
 def import_completions(file: Path, project_id: int) -> None:
     from app.services import imports, projects
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"{file} is not UTF-8 text ({exc.reason}). Nothing was imported."
-        ) from None
+    text = _read(file)
     with _db().session() as session:
         try:
             project = projects.get_project(session, project_id)
-            items = imports.import_ranking_items(
-                session, project, imports.parse_jsonl(text), unit="line"
-            )
+            lines = imports.parse_jsonl(text)
+            items = imports.import_ranking_items(session, project, lines, unit="line")
         except ServiceError as exc:
             _fail(exc)
-    click.echo(f"Imported {len(items)} ranking items into project {project_id}.")
+    click.echo(
+        f"Imported {len(items)} ranking items into project {project_id}"
+        f" ({len(lines) - len(items)} were there already)."
+    )
+
+
+@import_.command("oasst", help="Import OpenAssistant conversation trees (JSONL)." + ATOMIC)
+@FILE
+@PROJECT
+def import_oasst(file: Path, project_id: int) -> None:
+    from app.services import import_oasst, projects
+
+    text = _read(file)
+    with _db().session() as session:
+        try:
+            project = projects.get_project(session, project_id)
+            report = import_oasst.import_trees(session, project, import_oasst.parse(text))
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(
+        f"Imported {report.prompts} prompts, {report.rankings} rankings and "
+        f"{report.demonstrations} demonstrations into project {project_id} "
+        f"({report.skipped} prompter turns were there already)."
+    )
+
+
+@import_.command("pairs", help="Import chosen/rejected pairs (HH-RLHF style JSONL)." + ATOMIC)
+@FILE
+@PROJECT
+def import_pairs(file: Path, project_id: int) -> None:
+    from app.services import import_pairs, projects
+
+    text = _read(file)
+    with _db().session() as session:
+        try:
+            project = projects.get_project(session, project_id)
+            report = import_pairs.import_pairs(session, project, import_pairs.parse(text))
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(
+        f"Imported {report.rankings} pairs as K = 2 rankings ({report.prompts} new prompts) "
+        f"into project {project_id} ({report.skipped} were there already)."
+    )
 
 
 @main.group(help="Check the data for problems.")

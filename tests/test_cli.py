@@ -44,6 +44,8 @@ def test_every_command_has_help(empty_url: str) -> None:
         ["serve"],
         ["demo"],
         ["import", "completions"],
+        ["import", "oasst"],
+        ["import", "pairs"],
         ["check", "splits"],
     ):
         result = rankery(empty_url, *command, "--help")
@@ -131,3 +133,42 @@ def test_check_splits_fails_when_an_author_is_in_two_splits(empty_url: str) -> N
     result = rankery(empty_url, "check", "splits", "--project", "1")
     assert result.returncode != 0
     assert "has prompts in" in result.stdout and "more than one split" in result.stderr
+
+
+OASST = ROOT / "tests" / "data" / "oasst_3_trees.jsonl"
+
+
+def test_import_oasst_reports_what_it_added_and_adds_nothing_the_second_time(
+    empty_url: str,
+) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    first = rankery(empty_url, "import", "oasst", str(OASST), "--project", "1")
+    second = rankery(empty_url, "import", "oasst", str(OASST), "--project", "1")
+    assert first.returncode == 0, first.stderr
+    assert "Imported 16 prompts, 8 rankings and 11 demonstrations" in first.stdout
+    assert "Imported 0 prompts" in second.stdout and "16 prompter turns were there" in second.stdout
+
+
+def test_import_pairs_from_hh_style_jsonl(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "pairs.jsonl"
+    pair = {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go.",
+    }
+    path.write_text(json.dumps(pair) + "\n")
+    result = rankery(empty_url, "import", "pairs", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "Imported 1 pairs as K = 2 rankings" in result.stdout
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_the_cli(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    result = rankery(empty_url, "import", "pairs", str(path))
+    assert result.returncode != 0
+    assert "not UTF-8 text (line 1" in result.stderr and "Nothing was imported" in result.stderr

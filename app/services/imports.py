@@ -9,6 +9,7 @@ hash of the line's content), so importing the same file again adds nothing.
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -218,3 +219,70 @@ def import_ranking_items(
         )
     session.commit()
     return created
+
+
+# --- Building blocks of the ranking imports (OASST trees, chosen/rejected pairs) ---------------
+
+
+@dataclass(frozen=True)
+class RankedAnswer:
+    text: str
+    rank: int  # 1 is best; equal ranks are ties
+    model: str | None = None
+    external_id: str | None = None
+
+
+def new_prompt(
+    project: Project,
+    external_id: str,
+    messages: list[dict[str, str]],
+    language: str = "en",
+    user_id: str | None = None,
+    author_source: str | None = None,
+) -> Prompt:
+    """An imported prompt from a conversation that ends with the user turn to answer (not added).
+    Its author is the original user when known, else `author_source` (else the prompt itself)."""
+    *context, last = messages
+    return Prompt(
+        project_id=project.id,
+        external_id=external_id,
+        external_user_id=user_id,
+        author_key=splits.author_key(
+            external_user_id=user_id, source_id=author_source or external_id
+        ),
+        kind="dialogue" if context else "imported",
+        category="other",
+        language=language,
+        instruction=last["content"],
+        context=context or None,
+    )
+
+
+def add_ranked_item(
+    session: Session,
+    project: Project,
+    prompt: Prompt,
+    external_id: str,
+    answers: list[RankedAnswer],
+    labeler: User,
+) -> Item:
+    """A ranking item whose one annotation, by `labeler`, was made elsewhere (no commit).
+    Completions are stored best first."""
+    item = Item(project_id=project.id, prompt=prompt, kind="ranking", external_id=external_id)
+    session.add(item)
+    session.flush()
+    ordered = sorted(answers, key=lambda a: a.rank)
+    completions = [
+        Completion(
+            item_id=item.id,
+            position=i,
+            text=a.text,
+            model_name=a.model,
+            external_id=a.external_id,
+        )
+        for i, a in enumerate(ordered)
+    ]
+    session.add_all(completions)
+    session.flush()
+    record_ranking(session, item, labeler, completions, [a.rank for a in ordered])
+    return item

@@ -52,3 +52,22 @@ def test_an_unknown_prompt_id_imports_nothing(session) -> None:
             session, project, imports.parse_jsonl(jsonl(GOOD, line)), "line"
         )
     assert session.scalar(select(func.count()).select_from(Completion)) == 0
+
+
+def test_importing_the_same_file_again_adds_nothing(session) -> None:
+    project = make_project(session)
+    imports.import_ranking_items(session, project, imports.parse_jsonl(GOOD))
+    again = imports.import_ranking_items(session, project, imports.parse_jsonl(GOOD))
+    assert again == []
+    assert session.scalar(select(func.count()).select_from(Completion)) == 4
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_the_line() -> None:
+    data = (GOOD + "\n" + GOOD.replace("Q", "caf\xe9")).encode("latin-1")
+    with pytest.raises(InvalidInput, match=r"not UTF-8 text \(line 2"):
+        imports.decode(data)
+
+
+def test_a_truncated_file_is_named_as_such() -> None:
+    with pytest.raises(InvalidInput, match=r"line 2: not valid JSON .*looks truncated"):
+        imports.parse_jsonl(GOOD + "\n" + GOOD[:30])
