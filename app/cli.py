@@ -162,6 +162,84 @@ def import_pairs(file: Path, project_id: int) -> None:
     )
 
 
+@main.command(help="Write an export snapshot to DATA_DIR/exports/<id>/ (never overwritten).")
+@click.option("--project", "project_id", type=int, help="Only this project (default: all).")
+@click.option("--since", type=click.DateTime(), help="Records created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Records created before (UTC).")
+@click.option(
+    "--labeler-group",
+    "labeler_groups",
+    multiple=True,
+    type=click.Choice(["training", "imported"]),
+    help="Whose rankings and demonstrations (repeatable; default: both).",
+)
+@click.option(
+    "--exclude-labeler", "exclude_labelers", multiple=True, help="A username to leave out."
+)
+@click.option(
+    "--max-prompts-per-author",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Keep each author's earliest prompts only (0: keep all).",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl", "parquet", "both"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option(
+    "--pairs",
+    type=click.Choice(["none", "all", "best_vs_rest"]),
+    default="none",
+    show_default=True,
+    help="Also write the prompt/chosen/rejected pairs view.",
+)
+@click.option("--id", "snapshot_id", help="The snapshot's id (default: time and a random suffix).")
+def export(
+    project_id: int | None,
+    since: object,
+    until: object,
+    labeler_groups: tuple[str, ...],
+    exclude_labelers: tuple[str, ...],
+    max_prompts_per_author: int,
+    format_: str,
+    pairs: str,
+    snapshot_id: str | None,
+) -> None:
+    from app.errors import validated
+    from app.schemas.snapshot import ExportRequest
+    from app.services import exports
+
+    settings = get_settings()
+    values: dict[str, object] = {
+        "project_id": project_id,
+        "since": since,
+        "until": until,
+        "exclude_labelers": list(exclude_labelers),
+        "max_prompts_per_author": max_prompts_per_author or None,
+        "format": format_,
+        "pairs": pairs,
+    }
+    if labeler_groups:
+        values["labeler_groups"] = list(labeler_groups)
+    db = _db()
+    with db.session() as session:
+        try:
+            request = validated(ExportRequest, values)
+            snapshot = exports.request_snapshot(session, settings, request, None, snapshot_id)
+        except ServiceError as exc:
+            _fail(exc)
+    snapshot = exports.run_snapshot(db, settings, snapshot.id)
+    if snapshot.state != "done":
+        raise click.ClickException(f"The export failed: {snapshot.error}")
+    click.echo(f"Wrote snapshot {snapshot.id} to {exports.snapshot_dir(settings, snapshot.id)}")
+    for name, count in (snapshot.counts or {}).items():
+        click.echo(f"  {name:<28} {count:>9} records")
+
+
 @main.group(help="Check the data for problems.")
 def check() -> None:
     pass

@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.api.routes import router as api_router
     from app.web.admin import router as admin_router
     from app.web.auth import router as auth_router
+    from app.web.exports import router as exports_router
     from app.web.labeler import router as labeler_router
 
     settings = settings or get_settings()
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(auth_router)
     app.include_router(labeler_router)
     app.include_router(admin_router)
+    app.include_router(exports_router)
     app.include_router(api_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")

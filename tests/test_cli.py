@@ -14,8 +14,12 @@ from app.models import Completion, Item, Prompt, User
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rankery(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def rankery(
+    database_url: str, *args: str, stdin: str = "", data_dir: Path | None = None
+) -> subprocess.CompletedProcess:
     env = {"RANKERY_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    if data_dir is not None:
+        env["RANKERY_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         input=stdin,
@@ -47,6 +51,7 @@ def test_every_command_has_help(empty_url: str) -> None:
         ["import", "oasst"],
         ["import", "pairs"],
         ["check", "splits"],
+        ["export"],
     ):
         result = rankery(empty_url, *command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout
@@ -172,3 +177,21 @@ def test_a_file_that_is_not_utf8_is_refused_by_the_cli(empty_url: str, tmp_path:
     result = rankery(empty_url, "import", "pairs", str(path))
     assert result.returncode != 0
     assert "not UTF-8 text (line 1" in result.stderr and "Nothing was imported" in result.stderr
+
+
+def test_export_writes_a_snapshot_and_refuses_to_overwrite_it(
+    empty_url: str, tmp_path: Path
+) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    rankery(empty_url, "import", "oasst", str(OASST))
+    args = ["export", "--project", "1", "--pairs", "best_vs_rest", "--id", "cli-1"]
+
+    first = rankery(empty_url, *args, data_dir=tmp_path / "var")
+    second = rankery(empty_url, *args, data_dir=tmp_path / "var")
+
+    assert first.returncode == 0, first.stderr
+    assert "Wrote snapshot cli-1" in first.stdout and "rm.train.jsonl" in first.stdout
+    manifest = json.loads((tmp_path / "var" / "exports" / "cli-1" / "manifest.json").read_text())
+    assert manifest["filters"]["pairs"] == "best_vs_rest"
+    assert second.returncode != 0 and "never overwritten" in second.stderr

@@ -1,6 +1,7 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.responses import FileResponse
 from sqlalchemy import text
 
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
@@ -8,7 +9,8 @@ from app.models import Task
 from app.schemas import api
 from app.schemas.admin import ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
 from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
-from app.services import activity, imports, projects, prompts, queue, submissions, users
+from app.schemas.snapshot import ExportRequest
+from app.services import activity, exports, imports, projects, prompts, queue, submissions, users
 
 ERRORS = {
     401: {"description": "No valid API token"},
@@ -74,6 +76,55 @@ def add_ranking_items(
     return api.ImportResult(
         created=len(created), skipped=len(items) - len(created), item_ids=[i.id for i in created]
     )
+
+
+# --- Export snapshots (admins) ------------------------------------------------------------------
+
+
+@router.post(
+    "/exports",
+    tags=["admin"],
+    response_model=api.SnapshotOut,
+    status_code=202,
+    summary="Make an export snapshot; it is written in the background (poll its state)",
+)
+def create_export(
+    data: ExportRequest,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    admin: ApiAdmin,
+    snapshot_id: str | None = None,
+) -> api.SnapshotOut:
+    settings = request.app.state.settings
+    snapshot = exports.request_snapshot(session, settings, data, admin, snapshot_id)
+    background.add_task(exports.run_snapshot, request.app.state.db, settings, snapshot.id)
+    return api.SnapshotOut.model_validate(snapshot)
+
+
+@router.get("/exports", tags=["admin"], response_model=list[api.SnapshotOut])
+def list_exports(session: SessionDep, _admin: ApiAdmin) -> list[api.SnapshotOut]:
+    return [api.SnapshotOut.model_validate(s) for s in exports.list_snapshots(session)]
+
+
+@router.get("/exports/{snapshot_id}", tags=["admin"], response_model=api.SnapshotOut)
+def get_export(snapshot_id: str, session: SessionDep, _admin: ApiAdmin) -> api.SnapshotOut:
+    return api.SnapshotOut.model_validate(exports.get_snapshot(session, snapshot_id))
+
+
+@router.get(
+    "/exports/{snapshot_id}/archive",
+    tags=["admin"],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/gzip": {}}, "description": "The .tar.gz"}},
+    summary="Download a finished snapshot as one .tar.gz",
+)
+def download_export(
+    snapshot_id: str, request: Request, session: SessionDep, _admin: ApiAdmin
+) -> FileResponse:
+    snapshot = exports.get_snapshot(session, snapshot_id)
+    path = exports.archive(request.app.state.settings, snapshot)
+    return FileResponse(path, media_type="application/gzip", filename=path.name)
 
 
 # --- Users and tokens (admins) ---------------------------------------------------------------

@@ -48,14 +48,28 @@ class Prompt(Base):
 
     def render(self) -> str:
         """The last user turn as a model (and a demonstrating labeler) sees it."""
-        if self.kind != "few_shot" or not self.few_shot_pairs:
-            return self.instruction
-        shots = "\n\n".join(f"Q: {p['query']}\nA: {p['response']}" for p in self.few_shot_pairs)
-        return f"{self.instruction}\n\n{shots}"
+        return render_prompt(self.kind, self.instruction, self.few_shot_pairs)
 
     def messages(self) -> list[dict[str, str]]:
         """The conversation up to and including the user turn that the answers respond to."""
-        return [*(self.context or []), {"role": "user", "content": self.render()}]
+        return prompt_messages(self.kind, self.instruction, self.few_shot_pairs, self.context)
+
+
+def render_prompt(kind: str, instruction: str, few_shot_pairs: list[dict[str, str]] | None) -> str:
+    if kind != "few_shot" or not few_shot_pairs:
+        return instruction
+    shots = "\n\n".join(f"Q: {p['query']}\nA: {p['response']}" for p in few_shot_pairs)
+    return f"{instruction}\n\n{shots}"
+
+
+def prompt_messages(
+    kind: str,
+    instruction: str,
+    few_shot_pairs: list[dict[str, str]] | None,
+    context: list[dict[str, str]] | None,
+) -> list[dict[str, str]]:
+    last = {"role": "user", "content": render_prompt(kind, instruction, few_shot_pairs)}
+    return [*(context or []), last]
 
 
 class Item(Base):

@@ -1,6 +1,7 @@
 """Response shapes of the JSON API. A labeler-facing shape never carries a completion's source."""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -140,6 +141,18 @@ class ImportResult(BaseModel):
     created: int
     skipped: int  # imported before (same content): not added again
     item_ids: list[int]
+
+
+class SnapshotOut(Out):
+    id: str
+    state: str  # queued | running | done | failed
+    created_at: datetime
+    finished_at: datetime | None
+    request: dict[str, Any]
+    records_done: int
+    records_total: int | None
+    counts: dict[str, int] | None
+    error: str | None
 
 
 class Health(BaseModel):
