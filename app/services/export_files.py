@@ -6,9 +6,10 @@ ROW_GROUP records with an explicit schema per file kind, so empty files have col
 """
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from app.errors import InvalidInput
 
@@ -30,8 +31,9 @@ class JsonlWriter:
         self._file = path.open("wb")
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        self._file.write(line.encode() + b"\n")
+        # orjson writes compact UTF-8 with keys in insertion order, like
+        # json.dumps(record, ensure_ascii=False, separators=(",", ":")), several times faster.
+        self._file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self.count += 1
 
     def close(self) -> None:

@@ -164,7 +164,8 @@ def _pages(session: Session, query: Select, id_column: Any) -> Iterator[list[Any
     last = None
     while True:
         page_query = query if last is None else query.where(id_column > last)
-        rows = session.execute(page_query.order_by(id_column).limit(BATCH)).all()
+        # Core execution: plain rows, without the ORM's per-row overhead.
+        rows = session.connection().execute(page_query.order_by(id_column).limit(BATCH)).all()
         if not rows:
             return
         yield rows
@@ -286,33 +287,37 @@ def _ranked_completions(session: Session, first: int, last: int) -> dict[int, li
     """The ranked completions of the rankings with ids in [first, last], best first."""
     names = sorted(FLAGS)
     flags = [getattr(RankingEntry, name) for name in names]
-    rows = session.execute(
-        select(
-            RankingEntry.ranking_id,
-            RankingEntry.rank,
-            RankingEntry.quality,
-            *flags,
-            Completion.id,
-            Completion.external_id,
-            Completion.text,
-            Completion.model_name,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                RankingEntry.ranking_id,
+                RankingEntry.rank,
+                RankingEntry.quality,
+                *flags,
+                Completion.id,
+                Completion.external_id,
+                Completion.text,
+                Completion.model_name,
+            )
+            .join(Completion, Completion.id == RankingEntry.completion_id)
+            .where(RankingEntry.ranking_id.between(first, last))
+            .order_by(RankingEntry.ranking_id, RankingEntry.rank, Completion.position)
         )
-        .join(Completion, Completion.id == RankingEntry.completion_id)
-        .where(RankingEntry.ranking_id.between(first, last))
-        .order_by(RankingEntry.ranking_id, RankingEntry.rank, Completion.position)
+        .all()
     )
     found: dict[int, list[Record]] = {}
-    for row in rows:
-        found.setdefault(row[0], []).append(
+    for ranking_id, rank, quality, *flags_on, cid, external_id, text, model in rows:
+        found.setdefault(ranking_id, []).append(
             {
-                "id": row.external_id or f"c{row.id}",
-                "text": row.text,
-                "rank": row.rank,
-                "quality": row.quality,
-                "flags": [
-                    name for name, on in zip(names, row[3 : 3 + len(names)], strict=True) if on
-                ],
-                "model": row.model_name,
+                "id": external_id or f"c{cid}",
+                "text": text,
+                "rank": rank,
+                "quality": quality,
+                "flags": [n for n, on in zip(names, flags_on, strict=True) if on]
+                if any(flags_on)
+                else [],
+                "model": model,
             }
         )
     return found

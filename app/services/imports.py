@@ -21,7 +21,7 @@ from app.models import Completion, Item, Project, Prompt, Ranking, RankingEntry,
 from app.models.base import utcnow
 from app.schemas.admin import RankingItemIn
 from app.services import splits
-from app.services.prompts import add_item
+from app.services.prompts import NewItem, add_items
 
 MAX_REPORTED_ERRORS = 50
 CHUNK = 500
@@ -203,20 +203,20 @@ def import_ranking_items(
     splits.place(session, project, new_prompts.values())
     session.add_all(new_prompts.values())
 
-    created = []
-    for key, item in new.items():
-        prompt = new_prompts.get(key) or prompts[item.prompt_id]  # type: ignore[index]
-        created.append(
-            add_item(
-                session,
-                project,
-                prompt,
-                "ranking",
+    created = add_items(
+        session,
+        project,
+        [
+            NewItem(
+                prompt=new_prompts.get(key) or prompts[item.prompt_id],  # type: ignore[index]
+                kind="ranking",
                 slots=project.annotations_per_item,
                 completions=item.completions,
                 external_id=key,
             )
-        )
+            for key, item in new.items()
+        ],
+    )
     session.commit()
     return created
 
