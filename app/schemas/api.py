@@ -111,7 +111,7 @@ class RankingOut(Out):
     task_id: int
     has_ties: bool
     all_bad: bool
-    time_spent_ms: int
+    time_spent_ms: int | None
     created_at: datetime
     entries: list[RankingEntryOut]
 
@@ -127,7 +127,7 @@ class DemonstrationOut(Out):
     prompt_id: int
     kind: str
     messages: list[MessageOut]
-    time_spent_ms: int
+    time_spent_ms: int | None
     created_at: datetime
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from app.errors import InvalidInput
 
-ROW_GROUP = 20_000
+ROW_GROUP = 5_000
 
 
 class Writer(Protocol):

@@ -120,12 +120,17 @@ def imported_labeler(session: Session, source: str) -> User:
 
 
 def record_ranking(
-    session: Session, item: Item, labeler: User, completions: list[Completion], ranks: list[int]
+    session: Session,
+    item: Item,
+    labeler: User,
+    completions: list[Completion],
+    ranks: list[int],
+    slot_index: int = 0,
 ) -> Ranking:
     """Store a ranking made elsewhere as one finished slot and task of `labeler` (no commit).
     `ranks` (1 is best, equal ranks are ties) are given in the order of `completions`."""
     now = utcnow()
-    slot = Slot(item_id=item.id, index=0, state="done", labeler_id=labeler.id)
+    slot = Slot(item_id=item.id, index=slot_index, state="done", labeler_id=labeler.id)
     session.add(slot)
     session.flush()
     task = Task(
@@ -217,8 +222,38 @@ def import_ranking_items(
             for key, item in new.items()
         ],
     )
+    _record_imported_rankings(session, project, list(new.values()), created)
     session.commit()
     return created
+
+
+def _record_imported_rankings(
+    session: Session, project: Project, lines: list[RankingItemIn], items: list[Item]
+) -> None:
+    """The rankings that came with the lines, each in an extra, finished slot of its item."""
+    ranked = [(line, item) for line, item in zip(lines, items, strict=True) if line.ranking]
+    if not ranked:
+        return
+    labeler = imported_labeler(session, "jsonl")
+    item_ids = [item.id for _, item in ranked]
+    completions: dict[int, list[Completion]] = {}
+    for start in range(0, len(item_ids), CHUNK):
+        query = (
+            select(Completion)
+            .where(Completion.item_id.in_(item_ids[start : start + CHUNK]))
+            .order_by(Completion.item_id, Completion.position)
+        )
+        for completion in session.scalars(query):
+            completions.setdefault(completion.item_id, []).append(completion)
+    for line, item in ranked:
+        record_ranking(
+            session,
+            item,
+            labeler,
+            completions[item.id],
+            line.ranks(),
+            slot_index=project.annotations_per_item,
+        )
 
 
 # --- Building blocks of the ranking imports (OASST trees, chosen/rejected pairs) ---------------

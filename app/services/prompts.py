@@ -45,6 +45,7 @@ def add_items(session: Session, project: Project, new: Sequence[NewItem]) -> lis
             "text": c.text,
             "model_name": c.model,
             "sampling": c.sampling,
+            "external_id": c.id,
         }
         for item, n in zip(items, new, strict=True)
         for i, c in enumerate(n.completions)
