@@ -198,8 +198,17 @@ def child_export(url: str, data_dir: str, fmt: str) -> None:
     suffix = ".parquet" if fmt == "parquet" else ".jsonl"
     records = sum(v for k, v in counts.items() if k.endswith(suffix))
     rm = sum(v for k, v in counts.items() if k.startswith("rm.") and k.endswith(suffix))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "records": records, "rm": rm, "peak_rss_mb": peak_mb}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. (Linux carries ru_maxrss across exec, so a child started
+    by a big parent would report the parent's size; VmHWM belongs to this process alone.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_import(url: str, completions: int = 100_000) -> tuple[float, int]:
