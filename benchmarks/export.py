@@ -161,6 +161,17 @@ def fill(url: str, rankings: int, seed: int = 1) -> None:
                 conn.execute(sa.insert(model), batch)
             conn.execute(sa.insert(Completion), completions)
             conn.execute(sa.insert(RankingEntry), entries)
+    if engine.dialect.name == "postgresql":
+        # The rows above came with their ids: move the id sequences past them.
+        with engine.begin() as conn:
+            for model in (Prompt, Item, Slot, Task, Ranking, Completion, RankingEntry, User):
+                table = model.__tablename__
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                    )
+                )
     engine.dispose()
 
 
