@@ -5,6 +5,6 @@ COPY app app
 COPY migrations migrations
 COPY templates templates
 COPY static static
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[parquet]"
 EXPOSE 8000
 CMD ["rankery", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -213,20 +213,27 @@ def import_() -> None:
     pass
 
 
-@import_.command(
-    "completions", help="Import completions to rank from a JSONL file (all or nothing)."
-)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def _read(file: Path) -> str:
+    from app.services.imports import decode
+
+    try:
+        return decode(file.read_bytes())
+    except ServiceError as exc:
+        raise click.ClickException(f"{file}: {exc.message}") from None
+
+
+FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+PROJECT = click.option("--project", "project_id", type=int, default=1, show_default=True)
+ATOMIC = " All or nothing per file; importing a file again adds nothing."
+
+
+@import_.command("completions", help="Import completions to rank from a JSONL file." + ATOMIC)
+@FILE
+@PROJECT
 def import_completions(file: Path, project_id: int) -> None:
     from app.services import imports, projects
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"{file} is not UTF-8 text ({exc.reason}). Nothing was imported."
-        ) from None
+    text = _read(file)
     with _db().session() as session:
         try:
             project = projects.get_project(session, project_id)
@@ -235,13 +242,160 @@ def import_completions(file: Path, project_id: int) -> None:
             )
         except ServiceError as exc:
             _fail(exc)
-    click.echo(f"Imported {len(report.items)} ranking items into project {project_id}.")
+    click.echo(
+        f"Imported {len(report.items)} ranking items into project {project_id}"
+        f" ({report.skipped} were there already)."
+    )
     if report.dropped:
         click.echo(f"Dropped {len(report.dropped)} duplicate prompt(s):")
         for reason in report.dropped:
             click.echo(f"  {reason}")
     if report.held:
         click.echo(f"{report.held} prompt(s) with personal data wait for an admin's review.")
+
+
+@import_.command("oasst", help="Import OpenAssistant conversation trees (JSONL)." + ATOMIC)
+@FILE
+@PROJECT
+def import_oasst(file: Path, project_id: int) -> None:
+    from app.services import import_oasst, projects
+
+    text = _read(file)
+    with _db().session() as session:
+        try:
+            project = projects.get_project(session, project_id)
+            report = import_oasst.import_trees(session, project, import_oasst.parse(text))
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(
+        f"Imported {report.prompts} prompts, {report.rankings} rankings and "
+        f"{report.demonstrations} demonstrations into project {project_id} "
+        f"({report.skipped} prompter turns were there already)."
+    )
+
+
+@import_.command("pairs", help="Import chosen/rejected pairs (HH-RLHF style JSONL)." + ATOMIC)
+@FILE
+@PROJECT
+def import_pairs(file: Path, project_id: int) -> None:
+    from app.services import import_pairs, projects
+
+    text = _read(file)
+    with _db().session() as session:
+        try:
+            project = projects.get_project(session, project_id)
+            report = import_pairs.import_pairs(session, project, import_pairs.parse(text))
+        except ServiceError as exc:
+            _fail(exc)
+    click.echo(
+        f"Imported {report.rankings} pairs as K = 2 rankings ({report.prompts} new prompts) "
+        f"into project {project_id} ({report.skipped} were there already)."
+    )
+
+
+@main.command(help="Write an export snapshot to DATA_DIR/exports/<id>/ (never overwritten).")
+@click.option("--project", "project_id", type=int, help="Only this project (default: all).")
+@click.option("--since", type=click.DateTime(), help="Records created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Records created before (UTC).")
+@click.option(
+    "--labeler-group",
+    "labeler_groups",
+    multiple=True,
+    type=click.Choice(["training", "imported"]),
+    help="Whose rankings and demonstrations (repeatable; default: both).",
+)
+@click.option(
+    "--exclude-labeler", "exclude_labelers", multiple=True, help="A username to leave out."
+)
+@click.option(
+    "--max-prompts-per-author",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Keep each author's earliest prompts only (0: keep all).",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl", "parquet", "both"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option(
+    "--pairs",
+    type=click.Choice(["none", "all", "best_vs_rest"]),
+    default="none",
+    show_default=True,
+    help="Also write the prompt/chosen/rejected pairs view.",
+)
+@click.option("--id", "snapshot_id", help="The snapshot's id (default: time and a random suffix).")
+def export(
+    project_id: int | None,
+    since: object,
+    until: object,
+    labeler_groups: tuple[str, ...],
+    exclude_labelers: tuple[str, ...],
+    max_prompts_per_author: int,
+    format_: str,
+    pairs: str,
+    snapshot_id: str | None,
+) -> None:
+    from app.errors import validated
+    from app.schemas.snapshot import ExportRequest
+    from app.services import exports
+
+    settings = get_settings()
+    values: dict[str, object] = {
+        "project_id": project_id,
+        "since": since,
+        "until": until,
+        "exclude_labelers": list(exclude_labelers),
+        "max_prompts_per_author": max_prompts_per_author or None,
+        "format": format_,
+        "pairs": pairs,
+    }
+    if labeler_groups:
+        values["labeler_groups"] = list(labeler_groups)
+    db = _db()
+    with db.session() as session:
+        try:
+            request = validated(ExportRequest, values)
+            snapshot = exports.request_snapshot(session, settings, request, None, snapshot_id)
+        except ServiceError as exc:
+            _fail(exc)
+    snapshot = exports.run_snapshot(db, settings, snapshot.id)
+    if snapshot.state != "done":
+        raise click.ClickException(f"The export failed: {snapshot.error}")
+    click.echo(f"Wrote snapshot {snapshot.id} to {exports.snapshot_dir(settings, snapshot.id)}")
+    for name, count in (snapshot.counts or {}).items():
+        click.echo(f"  {name:<28} {count:>9} records")
+
+
+@main.group(help="Check the data for problems.")
+def check() -> None:
+    pass
+
+
+@check.command("splits", help="Prove that no prompt author has prompts in two splits.")
+@click.option("--project", "project_id", type=int, help="Only this project (default: all).")
+def check_splits(project_id: int | None) -> None:
+    from app.services import splits
+
+    with _db().session(write=False) as session:
+        reports = splits.check(session, project_id)
+    if project_id is not None and not reports:
+        raise click.ClickException(f"There is no project {project_id}.")
+    for report in reports:
+        shares = ", ".join(
+            f"{split} {report.authors[split]} authors / {report.prompts[split]} prompts"
+            for split in report.authors
+        )
+        state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"project {report.project_id}: {state}; {shares}")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    if not all(report.ok for report in reports):
+        raise click.ClickException("Some authors have prompts in more than one split.")
 
 
 @main.group(

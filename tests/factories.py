@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Item, Job, ModelVersion, Project, Prompt, Ranking, Task, User, Worker
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
 from app.schemas.jobs import BaseModelIn, JobIn
-from app.schemas.labeling import CompletionJudgement, PromptIn, RankingIn
+from app.schemas.labeling import CompletionJudgement, DemonstrationIn, PromptIn, RankingIn
 from app.schemas.screening import GoldItemIn, ScreeningPromptIn, ScreeningSettingsIn
 from app.services import (
     gold,
@@ -59,6 +59,33 @@ def make_ranking_item(
     )
     [item] = imports.import_ranking_items(session, project, [(1, line)]).items
     return item
+
+
+def make_ranking(
+    session: Session,
+    project: Project,
+    labeler: User,
+    ranks_by_text: dict[str, int] | None = None,
+    **extra: object,
+) -> Ranking:
+    """Let `labeler` take the next ranking task and rank it (by default in the order shown,
+    or by completion text: {"answer 0": 2, ...}; equal ranks are ties)."""
+    task = queue.next_task(session, project, labeler, "ranking")
+    assert task is not None, "no ranking task is waiting for this labeler"
+    texts = {c.id: c.text for c in task.item.completions}
+    order = task.completion_order or []
+    ranks = [ranks_by_text[texts[cid]] if ranks_by_text else n for n, cid in enumerate(order, 1)]
+    judgements = [{"completion_id": cid, "rank": r} for cid, r in zip(order, ranks, strict=True)]
+    has_ties = len(set(ranks)) < len(ranks)
+    data = RankingIn.model_validate({"judgements": judgements, "has_ties": has_ties, **extra})
+    return submissions.submit_ranking(session, task.id, labeler, data)
+
+
+def make_demonstration(session: Session, project: Project, labeler: User, answer: str):  # type: ignore[no-untyped-def]
+    task = queue.next_task(session, project, labeler, "demonstration")
+    assert task is not None, "no demonstration task is waiting for this labeler"
+    data = DemonstrationIn(kind="single", answer=answer)
+    return submissions.submit_demonstration(session, task.id, labeler, data)
 
 
 def make_prompt(session: Session, project: Project, author: User, **fields: object) -> Prompt:

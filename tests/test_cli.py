@@ -6,18 +6,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.db import Database
-from app.models import Completion, Item, ModelVersion, User
+from app.models import Completion, Item, ModelVersion, Prompt, User
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rankery(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def rankery(
+    database_url: str, *args: str, stdin: str = "", data_dir: Path | None = None
+) -> subprocess.CompletedProcess:
     env = {"RANKERY_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
-    if database_url.startswith("sqlite:///"):  # keep files the command writes beside the database
-        env["RANKERY_DATA_DIR"] = str(Path(database_url.removeprefix("sqlite:///")).parent / "var")
+    if data_dir is None and database_url.startswith("sqlite:///"):  # beside the database
+        data_dir = Path(database_url.removeprefix("sqlite:///")).parent / "var"
+    if data_dir is not None:
+        env["RANKERY_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         input=stdin,
@@ -40,7 +44,17 @@ def line(k: int, instruction: str = "Why is the sea salty?") -> str:
 
 
 def test_every_command_has_help(empty_url: str) -> None:
-    for command in (["migrate"], ["create-user"], ["serve"], ["demo"], ["import", "completions"]):
+    for command in (
+        ["migrate"],
+        ["create-user"],
+        ["serve"],
+        ["demo"],
+        ["import", "completions"],
+        ["import", "oasst"],
+        ["import", "pairs"],
+        ["check", "splits"],
+        ["export"],
+    ):
         result = rankery(empty_url, *command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout
 
@@ -152,3 +166,81 @@ def test_worker_tokens_are_created_on_the_command_line(empty_url: str) -> None:
     result = rankery(empty_url, "workers", "create", "gpu-box")
     assert result.returncode == 0 and result.stdout.splitlines()[-1].startswith("rk_")
     assert "Usage" in rankery(empty_url, "worker", "--help").stdout
+def test_check_splits_reports_each_project(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    result = rankery(empty_url, "check", "splits")
+    assert result.returncode == 0, result.stderr
+    assert "project 1: ok" in result.stdout and "train" in result.stdout
+
+
+def test_check_splits_fails_when_an_author_is_in_two_splits(empty_url: str) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    with Database(empty_url).session() as session:
+        first = session.scalar(select(Prompt).order_by(Prompt.id))
+        session.execute(
+            update(Prompt).where(Prompt.author_key == first.author_key).values(split="train")
+        )
+        session.execute(update(Prompt).where(Prompt.id == first.id).values(split="test"))
+        session.commit()
+    result = rankery(empty_url, "check", "splits", "--project", "1")
+    assert result.returncode != 0
+    assert "has prompts in" in result.stdout and "more than one split" in result.stderr
+
+
+OASST = ROOT / "tests" / "data" / "oasst_3_trees.jsonl"
+
+
+def test_import_oasst_reports_what_it_added_and_adds_nothing_the_second_time(
+    empty_url: str,
+) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    first = rankery(empty_url, "import", "oasst", str(OASST), "--project", "1")
+    second = rankery(empty_url, "import", "oasst", str(OASST), "--project", "1")
+    assert first.returncode == 0, first.stderr
+    assert "Imported 16 prompts, 8 rankings and 11 demonstrations" in first.stdout
+    assert "Imported 0 prompts" in second.stdout and "16 prompter turns were there" in second.stdout
+
+
+def test_import_pairs_from_hh_style_jsonl(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "pairs.jsonl"
+    pair = {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go.",
+    }
+    path.write_text(json.dumps(pair) + "\n")
+    result = rankery(empty_url, "import", "pairs", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "Imported 1 pairs as K = 2 rankings" in result.stdout
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_the_cli(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    result = rankery(empty_url, "import", "pairs", str(path))
+    assert result.returncode != 0
+    assert "not UTF-8 text (line 1" in result.stderr and "Nothing was imported" in result.stderr
+
+
+def test_export_writes_a_snapshot_and_refuses_to_overwrite_it(
+    empty_url: str, tmp_path: Path
+) -> None:
+    rankery(empty_url, "migrate")
+    rankery(empty_url, "demo")
+    rankery(empty_url, "import", "oasst", str(OASST))
+    args = ["export", "--project", "1", "--pairs", "best_vs_rest", "--id", "cli-1"]
+
+    first = rankery(empty_url, *args, data_dir=tmp_path / "var")
+    second = rankery(empty_url, *args, data_dir=tmp_path / "var")
+
+    assert first.returncode == 0, first.stderr
+    assert "Wrote snapshot cli-1" in first.stdout and "rm.train.jsonl" in first.stdout
+    manifest = json.loads((tmp_path / "var" / "exports" / "cli-1" / "manifest.json").read_text())
+    assert manifest["filters"]["pairs"] == "best_vs_rest"
+    assert second.returncode != 0 and "never overwritten" in second.stderr

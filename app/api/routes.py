@@ -3,7 +3,8 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi.responses import FileResponse
 from sqlalchemy import text
 
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
@@ -20,8 +21,10 @@ from app.schemas.quality import (
     UserOverCapOut,
 )
 from app.schemas.screening import GoldItemIn
+from app.schemas.snapshot import ExportRequest
 from app.services import (
     activity,
+    exports,
     gold,
     groups,
     hygiene,
@@ -86,7 +89,7 @@ def update_project(
     tags=["admin"],
     response_model=api.ImportResult,
     status_code=201,
-    summary="Bulk-add completions to rank (all or nothing)",
+    summary="Bulk-add completions to rank (all or nothing; items sent before are skipped)",
 )
 def add_ranking_items(
     project_id: int, items: list[RankingItemIn], session: SessionDep, _admin: ApiAdmin
@@ -97,6 +100,7 @@ def add_ranking_items(
     )
     return api.ImportResult(
         created=len(report.items),
+        skipped=report.skipped,
         item_ids=[i.id for i in report.items],
         dropped_duplicates=report.dropped,
         held_for_review=report.held,
@@ -117,6 +121,7 @@ def add_gold_items(
     created = gold.add_gold_items(session, project, items)
     return api.ImportResult(
         created=len(created),
+        skipped=0,
         item_ids=[i.id for i in created],
         dropped_duplicates=[],
         held_for_review=0,
@@ -196,6 +201,55 @@ def _quality_out(report: QualityReport) -> QualityReportOut:
             "too_fast": [vars(t) for t in report.too_fast],
         }
     )
+
+
+# --- Export snapshots (admins) ------------------------------------------------------------------
+
+
+@router.post(
+    "/exports",
+    tags=["admin"],
+    response_model=api.SnapshotOut,
+    status_code=202,
+    summary="Make an export snapshot; it is written in the background (poll its state)",
+)
+def create_export(
+    data: ExportRequest,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    admin: ApiAdmin,
+    snapshot_id: str | None = None,
+) -> api.SnapshotOut:
+    settings = request.app.state.settings
+    snapshot = exports.request_snapshot(session, settings, data, admin, snapshot_id)
+    background.add_task(exports.run_snapshot, request.app.state.db, settings, snapshot.id)
+    return api.SnapshotOut.model_validate(snapshot)
+
+
+@router.get("/exports", tags=["admin"], response_model=list[api.SnapshotOut])
+def list_exports(session: SessionDep, _admin: ApiAdmin) -> list[api.SnapshotOut]:
+    return [api.SnapshotOut.model_validate(s) for s in exports.list_snapshots(session)]
+
+
+@router.get("/exports/{snapshot_id}", tags=["admin"], response_model=api.SnapshotOut)
+def get_export(snapshot_id: str, session: SessionDep, _admin: ApiAdmin) -> api.SnapshotOut:
+    return api.SnapshotOut.model_validate(exports.get_snapshot(session, snapshot_id))
+
+
+@router.get(
+    "/exports/{snapshot_id}/archive",
+    tags=["admin"],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/gzip": {}}, "description": "The .tar.gz"}},
+    summary="Download a finished snapshot as one .tar.gz",
+)
+def download_export(
+    snapshot_id: str, request: Request, session: SessionDep, _admin: ApiAdmin
+) -> FileResponse:
+    snapshot = exports.get_snapshot(session, snapshot_id)
+    path = exports.archive(request.app.state.settings, snapshot)
+    return FileResponse(path, media_type="application/gzip", filename=path.name)
 
 
 # --- Users and tokens (admins) ---------------------------------------------------------------

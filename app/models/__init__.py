@@ -2,8 +2,9 @@
 
 from app.db import Base
 from app.models.jobs import Job, JobMetric, ModelVersion, Worker
-from app.models.project import Project
+from app.models.project import Project, SplitAssignment
 from app.models.screening import GoldAnswer, ScreeningAttempt, ScreeningTest
+from app.models.snapshot import Snapshot
 from app.models.user import ApiToken, LoginThrottle, User
 from app.models.work import (
     Completion,
@@ -34,6 +35,8 @@ __all__ = [
     "ScreeningAttempt",
     "ScreeningTest",
     "Slot",
+    "Snapshot",
+    "SplitAssignment",
     "Task",
     "User",
     "Worker",

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -33,5 +33,20 @@ class Project(Base):
     min_task_ms: Mapped[int] = mapped_column(default=0)
     min_task_median_percent: Mapped[int] = mapped_column(default=0)
     too_fast_review_count: Mapped[int] = mapped_column(default=5)
+    # Shares of new prompt authors that go to each split (they add up to 1).
+    split_train: Mapped[float] = mapped_column(default=0.8)
+    split_validation: Mapped[float] = mapped_column(default=0.1)
+    split_test: Mapped[float] = mapped_column(default=0.1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SplitAssignment(Base):
+    """The split of every prompt author of a project, fixed when the author is first seen."""
+
+    __tablename__ = "split_assignments"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    author_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    split: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,8 @@ class Prompt(Base):
         UniqueConstraint("author_id", "submission_key"),
         Index("ix_prompts_project_dedup_key", "project_id", "dedup_key"),
         Index("ix_prompts_project_user_key", "project_id", "user_key", "id"),
+        UniqueConstraint("project_id", "external_id", name="uq_prompts_project_external_id"),
+        Index("ix_prompts_project_author_key", "project_id", "author_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +35,14 @@ class Prompt(Base):
     # Null for imported prompts, whose author is known only by external_user_id.
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     external_user_id: Mapped[str | None] = mapped_column(String(128))
+    # Who the prompt counts as written by ("user:<id>", "ext:<user id>", "prompt:<source id>"):
+    # all prompts with one author key share one split (see app/services/splits.py).
+    author_key: Mapped[str] = mapped_column(String(200))
+    split: Mapped[str] = mapped_column(String(10))  # train | validation | test
+    # Where an imported prompt came from ("oasst:<message id>", "pairs:<hash>", "jsonl:<hash>").
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    # The conversation before `instruction` (the last user turn), for dialogue prompts.
+    context: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     kind: Mapped[str] = mapped_column(String(16))
     category: Mapped[str] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(16))
@@ -51,21 +61,44 @@ class Prompt(Base):
     pii_findings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
 
     def render(self) -> str:
-        """The prompt as a model (and a demonstrating labeler) sees it."""
-        if self.kind != "few_shot" or not self.few_shot_pairs:
-            return self.instruction
-        shots = "\n\n".join(f"Q: {p['query']}\nA: {p['response']}" for p in self.few_shot_pairs)
-        return f"{self.instruction}\n\n{shots}"
+        """The last user turn as a model (and a demonstrating labeler) sees it."""
+        return render_prompt(self.kind, self.instruction, self.few_shot_pairs)
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation up to and including the user turn that the answers respond to."""
+        return prompt_messages(self.kind, self.instruction, self.few_shot_pairs, self.context)
+
+
+def render_prompt(kind: str, instruction: str, few_shot_pairs: list[dict[str, str]] | None) -> str:
+    if kind != "few_shot" or not few_shot_pairs:
+        return instruction
+    shots = "\n\n".join(f"Q: {p['query']}\nA: {p['response']}" for p in few_shot_pairs)
+    return f"{instruction}\n\n{shots}"
+
+
+def prompt_messages(
+    kind: str,
+    instruction: str,
+    few_shot_pairs: list[dict[str, str]] | None,
+    context: list[dict[str, str]] | None,
+) -> list[dict[str, str]]:
+    last = {"role": "user", "content": render_prompt(kind, instruction, few_shot_pairs)}
+    return [*(context or []), last]
 
 
 class Item(Base):
     __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id", name="uq_items_project_external_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "demonstration" | "ranking"
     purpose: Mapped[str] = mapped_column(String(10), default="work")  # ITEM_PURPOSES
+    # Set for imported items, so that importing the same file again adds nothing.
+    external_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     prompt: Mapped[Prompt] = relationship()
@@ -83,6 +116,7 @@ class Completion(Base):
     text: Mapped[str] = mapped_column(Text)
     model_name: Mapped[str | None] = mapped_column(String(200))
     sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    external_id: Mapped[str | None] = mapped_column(String(200))  # e.g. "oasst:<message id>"
 
 
 class Slot(Base):
@@ -135,7 +169,7 @@ class Ranking(Base):
     labeler_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     has_ties: Mapped[bool] = mapped_column(default=False)
     all_bad: Mapped[bool] = mapped_column(default=False)
-    time_spent_ms: Mapped[int]
+    time_spent_ms: Mapped[int | None]  # unknown for imported rankings
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Submitted faster than the project's minimum (app/services/pace.py).
     too_fast: Mapped[bool] = mapped_column(default=False)
@@ -171,7 +205,7 @@ class Demonstration(Base):
     ranking_id: Mapped[int | None] = mapped_column(ForeignKey("rankings.id"), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # "single" | "dialogue"
     messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
-    time_spent_ms: Mapped[int]
+    time_spent_ms: Mapped[int | None]  # unknown for imported demonstrations
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Submitted faster than the project's minimum (app/services/pace.py).
     too_fast: Mapped[bool] = mapped_column(default=False)

@@ -41,6 +41,10 @@ class ProjectSettingsIn(Strict):
     min_task_ms: int = Field(default=0, ge=0, le=3_600_000)
     min_task_median_percent: int = Field(default=0, ge=0, le=100)
     too_fast_review_count: int = Field(default=5, ge=1, le=100_000)
+    # Shares of prompt authors per split; they apply to authors seen from now on.
+    split_train: float = Field(default=0.8, ge=0, le=1)
+    split_validation: float = Field(default=0.1, ge=0, le=1)
+    split_test: float = Field(default=0.1, ge=0, le=1)
 
     @model_validator(mode="after")
     def _k_range(self) -> "ProjectSettingsIn":
@@ -48,11 +52,22 @@ class ProjectSettingsIn(Strict):
             raise ValueError("the smallest K must not exceed the largest K")
         return self
 
+    @model_validator(mode="after")
+    def _split_ratios(self) -> "ProjectSettingsIn":
+        total = self.split_train + self.split_validation + self.split_test
+        if abs(total - 1) > 1e-6:
+            raise ValueError(
+                f"the train, validation and test ratios must add up to 1 (they add up to {total:g})"
+            )
+        return self
+
 
 class CompletionIn(Strict):
     text: Text
     model: Annotated[str, StringConstraints(max_length=200)] | None = None
     sampling: dict[str, Any] | None = None
+    # Names the completion in an imported `ranking` (and is kept as its external id).
+    id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
 
 
 class NewPromptIn(Strict):
@@ -70,12 +85,42 @@ class RankingItemIn(Strict):
     prompt_id: int | None = None
     prompt: NewPromptIn | None = None
     completions: list[CompletionIn] = Field(min_length=1, max_length=9)
+    # A ranking made elsewhere: completion ids best first, each group a tie, e.g.
+    # [["a"], ["b", "c"], ["d"]]. It is stored as a ranking by the account "imported:jsonl".
+    ranking: list[list[str]] | None = None
 
     @model_validator(mode="after")
     def _one_prompt(self) -> "RankingItemIn":
         if (self.prompt_id is None) == (self.prompt is None):
             raise ValueError("give exactly one of prompt_id or prompt")
         return self
+
+    @model_validator(mode="after")
+    def _ranking_covers_the_completions(self) -> "RankingItemIn":
+        if self.ranking is None:
+            return self
+        ids = [c.id for c in self.completions]
+        if None in ids:
+            raise ValueError("with a ranking, every completion needs an id")
+        if len(set(ids)) != len(ids):
+            raise ValueError("two completions have the same id")
+        if len(ids) < 2:
+            raise ValueError("a ranking needs at least 2 completions (K >= 2)")
+        ranked = [cid for group in self.ranking for cid in group]
+        for cid in ranked:
+            if cid not in ids:
+                raise ValueError(f"the ranking names completion {cid!r}, which this line lacks")
+        if len(set(ranked)) != len(ranked):
+            raise ValueError("the ranking names a completion twice")
+        missing = [cid for cid in ids if cid not in ranked]
+        if missing:
+            raise ValueError(f"the ranking leaves out completion {missing[0]!r}")
+        return self
+
+    def ranks(self) -> list[int]:
+        """The rank of each completion (1 is best), in the order of `completions`."""
+        rank_of = {cid: n for n, group in enumerate(self.ranking or [], 1) for cid in group}
+        return [rank_of[c.id] for c in self.completions if c.id is not None]
 
 
 class TokenIn(Strict):

@@ -1,6 +1,7 @@
 """Response shapes of the JSON API. A labeler-facing shape never carries a completion's source."""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,6 +52,9 @@ class ProjectOut(Out):
     min_task_ms: int
     min_task_median_percent: int
     too_fast_review_count: int
+    split_train: float
+    split_validation: float
+    split_test: float
 
 
 class PromptOut(Out):
@@ -117,7 +121,7 @@ class RankingOut(Out):
     task_id: int
     has_ties: bool
     all_bad: bool
-    time_spent_ms: int
+    time_spent_ms: int | None
     created_at: datetime
     entries: list[RankingEntryOut]
 
@@ -133,7 +137,7 @@ class DemonstrationOut(Out):
     prompt_id: int
     kind: str
     messages: list[MessageOut]
-    time_spent_ms: int
+    time_spent_ms: int | None
     created_at: datetime
 
 
@@ -145,9 +149,22 @@ class TaskStateOut(Out):
 
 class ImportResult(BaseModel):
     created: int
+    skipped: int  # imported before (same content): not added again
     item_ids: list[int]
     dropped_duplicates: list[str]  # new prompts left out: "item 3: duplicate of prompt 12"
     held_for_review: int  # new prompts with personal data, kept out of queues until reviewed
+
+
+class SnapshotOut(Out):
+    id: str
+    state: str  # queued | running | done | failed
+    created_at: datetime
+    finished_at: datetime | None
+    request: dict[str, Any]
+    records_done: int
+    records_total: int | None
+    counts: dict[str, int] | None
+    error: str | None
 
 
 class Health(BaseModel):

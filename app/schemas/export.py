@@ -80,6 +80,16 @@ class PpoRecord(PromptFields):
     context: list[Message] = Field(min_length=1)
 
 
+class PairRecord(Record):
+    """The pairs view, derived from RM records on request (`pairs.<split>.jsonl`): one preferred
+    and one less preferred answer to the same conversation, in the conversational format of
+    TRL's reward trainer. Ties give no pair. Carries no ids, so that tools read it as is."""
+
+    prompt: list[Message] = Field(min_length=1, description="The context; ends with a user turn.")
+    chosen: list[Message] = Field(min_length=1, max_length=1)
+    rejected: list[Message] = Field(min_length=1, max_length=1)
+
+
 class Manifest(Record):
     schema_version: int
     created_at: str = Field(description="ISO 8601, UTC. The only time stamp in a snapshot.")
@@ -91,6 +101,8 @@ class Manifest(Record):
 
 
 RECORD_TYPES: dict[str, type[Record]] = {"sft": SftRecord, "rm": RmRecord, "ppo": PpoRecord}
+# Written only when asked for (`--pairs all|best_vs_rest`).
+DERIVED_TYPES: dict[str, type[Record]] = {"pairs": PairRecord}
 
 
 def file_name(kind: str, split: str, suffix: str = "jsonl") -> str:
@@ -100,7 +112,7 @@ def file_name(kind: str, split: str, suffix: str = "jsonl") -> str:
 def json_schema() -> dict[str, object]:
     """The JSON Schema of every record type and the manifest, under `$defs`."""
     definitions: dict[str, object] = {}
-    for name, model in [*RECORD_TYPES.items(), ("manifest", Manifest)]:
+    for name, model in [*RECORD_TYPES.items(), *DERIVED_TYPES.items(), ("manifest", Manifest)]:
         schema = model.model_json_schema(ref_template="#/$defs/{model}")
         definitions.update(schema.pop("$defs", {}))
         definitions[name] = schema

@@ -22,7 +22,7 @@ from app.errors import InvalidInput
 from app.models import Completion, GoldAnswer, Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.screening import GoldItemIn, ScreeningPromptIn
-from app.services import agreement
+from app.services import agreement, splits
 
 GOLD_LABELER = -1  # stands for the researchers in ranking tables
 
@@ -32,15 +32,23 @@ def work_item_condition() -> ColumnElement[bool]:
     return Item.purpose == "work"
 
 
-def _prompt(project: Project, instruction: str, category: str) -> Prompt:
-    return Prompt(
+# Gold and screening prompts are the researchers' own: one author, so one split (and never
+# exported as work: see work_item_condition).
+RESEARCHERS = splits.author_key(external_user_id="researchers")
+
+
+def _prompt(session: Session, project: Project, instruction: str, category: str) -> Prompt:
+    prompt = Prompt(
         project_id=project.id,
         kind="plain",
         category=category,
         language="en",
         instruction=instruction,
+        author_key=RESEARCHERS,
         review_state="clear",
     )
+    splits.place(session, project, [prompt])
+    return prompt
 
 
 def check_k(project: Project, k: int) -> None:
@@ -74,7 +82,7 @@ def add_gold_items(
 def _gold_item(session: Session, project: Project, data: GoldItemIn, purpose: str) -> Item:
     item = Item(
         project_id=project.id,
-        prompt=_prompt(project, data.instruction, data.category),
+        prompt=_prompt(session, project, data.instruction, data.category),
         kind="ranking",
         purpose=purpose,
         completions=[Completion(position=i, text=t) for i, t in enumerate(data.completions)],
@@ -89,7 +97,7 @@ def add_demonstration_prompt(session: Session, project: Project, data: Screening
     """A screening prompt the candidate answers with a demonstration (graded by an admin)."""
     item = Item(
         project_id=project.id,
-        prompt=_prompt(project, data.instruction, data.category),
+        prompt=_prompt(session, project, data.instruction, data.category),
         kind="demonstration",
         purpose="screening",
     )

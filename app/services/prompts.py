@@ -1,8 +1,10 @@
 """Prompts written by labelers or imported, and the queue items they create."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -11,29 +13,49 @@ from app.models import Completion, Item, Project, Prompt, Slot, User
 from app.models.base import utcnow
 from app.schemas.admin import CompletionIn
 from app.schemas.labeling import PromptIn
-from app.services import hygiene, pii
+from app.services import hygiene, pii, splits
 
 
-def add_item(
-    session: Session,
-    project: Project,
-    prompt: Prompt,
-    kind: str,
-    slots: int,
-    completions: list[CompletionIn] = (),  # type: ignore[assignment]
-) -> Item:
-    """Queue work on a prompt: `slots` annotations wanted, no more (no commit)."""
-    item = Item(project_id=project.id, prompt=prompt, kind=kind)
-    session.add(item)
+@dataclass(frozen=True)
+class NewItem:
+    prompt: Prompt
+    kind: str  # "demonstration" | "ranking"
+    slots: int  # annotations wanted, no more
+    completions: Sequence[CompletionIn] = ()
+    external_id: str | None = None
+
+
+def add_items(session: Session, project: Project, new: Sequence[NewItem]) -> list[Item]:
+    """Queue work on prompts (no commit). Slots and completions go in as one multi-row insert
+    each, so that bulk imports stay fast (SQLite inserts ORM rows one by one)."""
+    items = [
+        Item(project_id=project.id, prompt=n.prompt, kind=n.kind, external_id=n.external_id)
+        for n in new
+    ]
+    session.add_all(items)
     session.flush()
-    session.add_all(Slot(item_id=item.id, index=i) for i in range(slots))
-    session.add_all(
-        Completion(
-            item_id=item.id, position=i, text=c.text, model_name=c.model, sampling=c.sampling
-        )
-        for i, c in enumerate(completions)
-    )
-    return item
+    slots = [
+        {"item_id": item.id, "index": i}
+        for item, n in zip(items, new, strict=True)
+        for i in range(n.slots)
+    ]
+    completions = [
+        {
+            "item_id": item.id,
+            "position": i,
+            "text": c.text,
+            "model_name": c.model,
+            "sampling": c.sampling,
+            "external_id": c.id,
+        }
+        for item, n in zip(items, new, strict=True)
+        for i, c in enumerate(n.completions)
+    ]
+    if slots:
+        session.execute(insert(Slot), slots)
+    if completions:
+        session.execute(insert(Completion), completions)
+    return items
 
 
 def create_prompt(
@@ -57,6 +79,7 @@ def create_prompt(
         category=data.category,
         language=data.language,
         instruction=data.instruction,
+        author_key=splits.author_key(user_id=author.id),
         use_case=data.use_case,
         few_shot_pairs=[p.model_dump() for p in data.few_shot_pairs] or None,
         submission_key=data.submission_key,
@@ -64,8 +87,9 @@ def create_prompt(
         created_at=now,
     )
     _check_hygiene(session, project, prompt, data)
+    splits.place(session, project, [prompt])
     session.add(prompt)
-    add_item(session, project, prompt, "demonstration", slots=1)
+    add_items(session, project, [NewItem(prompt, "demonstration", slots=1)])
     try:
         session.commit()
     except IntegrityError:

@@ -171,7 +171,7 @@ def _stored(session: Session, model: type, task_id: int):  # type: ignore[no-unt
 
 def _conversation(task: Task, turns: list[tuple[str, str]]) -> list[dict[str, str]]:
     item: Item = task.item
-    messages = [{"role": "user", "content": item.prompt.render()}]
+    messages = item.prompt.messages()
     messages += [{"role": role, "content": content} for role, content in turns]
     return messages
 

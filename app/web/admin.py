@@ -124,6 +124,9 @@ PROJECT_FIELDS = (
     "min_task_ms",
     "min_task_median_percent",
     "too_fast_review_count",
+    "split_train",
+    "split_validation",
+    "split_test",
 )
 
 

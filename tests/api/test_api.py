@@ -103,10 +103,7 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
     completions = [
         {"text": f"a{i}", "model": "sft-1", "sampling": {"top_p": 0.9}} for i in range(4)
     ]
-    items = [
-        {"prompt": {"instruction": question}, "completions": completions}
-        for question in ("Why?", "How?")
-    ]
+    items = [{"prompt": {"instruction": q}, "completions": completions} for q in ("Why?", "How?")]
 
     response = client.post(
         f"/api/v1/projects/{project.id}/ranking-items", json=items, headers=headers
@@ -119,8 +116,13 @@ def test_an_admin_adds_ranking_items_in_bulk_with_their_source(client, session, 
 
 def test_a_bulk_add_drops_repeated_prompts_and_says_which(client, session, project) -> None:
     headers = bearer(session, make_user(session, "admin"))
-    completions = [{"text": f"a{i}"} for i in range(4)]
-    items = [{"prompt": {"instruction": "Why is the sky blue?"}, "completions": completions}] * 2
+    items = [
+        {
+            "prompt": {"instruction": "Why is the sky blue?"},
+            "completions": [{"text": f"{model} answer {i}"} for i in range(4)],
+        }
+        for model in ("first", "second")
+    ]
 
     response = client.post(
         f"/api/v1/projects/{project.id}/ranking-items", json=items, headers=headers
@@ -128,6 +130,24 @@ def test_a_bulk_add_drops_repeated_prompts_and_says_which(client, session, proje
 
     assert response.json()["created"] == 1
     assert response.json()["dropped_duplicates"] == ["item 2: duplicate of item 1"]
+
+
+def test_adding_the_same_ranking_items_again_adds_nothing(client, session, project) -> None:
+    headers = bearer(session, make_user(session, "admin"))
+    items = [{"prompt": {"instruction": "Why?"}, "completions": [{"text": "a"}] * 4}]
+    url = f"/api/v1/projects/{project.id}/ranking-items"
+    client.post(url, json=items, headers=headers)
+
+    again = client.post(url, json=items, headers=headers)
+
+    assert again.json() == {
+        "created": 0,
+        "skipped": 1,
+        "item_ids": [],
+        "dropped_duplicates": [],
+        "held_for_review": 0,
+    }
+    assert len(session.scalars(select(Completion)).all()) == 4
 
 
 def test_a_bulk_add_with_a_bad_k_adds_nothing_and_names_the_item(client, session, project) -> None:

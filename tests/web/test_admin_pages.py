@@ -175,3 +175,29 @@ def test_quality_settings_out_of_range_are_refused(client, session, field, value
     assert field in response.text
     session.refresh(project)
     assert (project.gold_percent, project.min_task_ms, project.min_task_median_percent) == (0, 0, 0)
+def test_split_ratios_that_do_not_add_up_to_one_are_refused(client, session) -> None:
+    project = make_project(session)
+    token = login(client, make_user(session, "admin"))
+    response = client.post(
+        f"/admin/projects/{project.id}",
+        data={
+            "csrf_token": token,
+            "name": project.name,
+            "split_train": "0.8",
+            "split_validation": "0.2",
+            "split_test": "0.2",
+        },
+    )
+    assert response.status_code == 422 and "add up to 1 (they add up to 1.2)" in response.text
+    session.refresh(project)
+    assert project.split_validation == 0.1
+
+
+def test_a_split_ratio_outside_zero_to_one_is_refused(client, session) -> None:
+    project = make_project(session)
+    token = login(client, make_user(session, "admin"))
+    response = client.post(
+        f"/admin/projects/{project.id}",
+        data={"csrf_token": token, "name": project.name, "split_train": "1.5"},
+    )
+    assert response.status_code == 422 and "split_train" in response.text

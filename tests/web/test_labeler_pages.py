@@ -1,10 +1,12 @@
 """The labeler's pages, driven through plain HTML forms (no JavaScript needed)."""
 
+import json
 import re
 
 from sqlalchemy import select
 
 from app.models import Demonstration, Prompt, Ranking, Task
+from app.services import import_pairs
 from tests.factories import (
     login,
     make_project,
@@ -214,3 +216,20 @@ def test_a_lost_lease_says_so_and_keeps_the_typed_answer(client, session) -> Non
     assert "lease on this task ran out" in response.text
     assert "My long careful answer" in response.text
     assert session.scalar(select(Demonstration)) is None
+
+
+def test_a_dialogue_prompt_shows_the_conversation_before_it(client, session) -> None:
+    project = make_project(session, k_min=2)
+    pair = {
+        "chosen": "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: A joke?\n\nAssistant: Ha.",
+        "rejected": "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: A joke?\n\nAssistant: No.",
+    }
+    [preference] = import_pairs.parse(json.dumps(pair))
+    import_pairs.import_pairs(session, project, [preference])
+    prompt = session.scalar(select(Prompt))
+    make_ranking_item(session, project, k=2, prompt=prompt)
+    token = login(client, make_user(session))
+
+    page = take_task(client, token, project.id, "ranking").text
+
+    assert "Hi there" in page and "Hello!" in page and "A joke?" in page

@@ -1,0 +1,50 @@
+"""What an admin asks for when making an export snapshot (web form, API, CLI)."""
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from app.schemas.labeling import Strict
+
+# InstructGPT kept at most 200 prompts per user ID.
+DEFAULT_PROMPTS_PER_AUTHOR = 200
+LabelerGroup = Literal["training", "imported"]
+
+
+class ExportRequest(Strict):
+    """Filters select records; each record is kept when it passes all of them."""
+
+    project_id: int | None = Field(default=None, description="Only this project (default: all).")
+    since: datetime | None = Field(default=None, description="Records created at or after (UTC).")
+    until: datetime | None = Field(default=None, description="Records created before (UTC).")
+    labeler_groups: list[LabelerGroup] = Field(
+        default=["training", "imported"],
+        min_length=1,
+        description="Whose rankings and demonstrations: training labelers, imported data.",
+    )
+    exclude_labelers: list[str] = Field(
+        default_factory=list, description="Usernames whose work is left out."
+    )
+    max_prompts_per_author: int | None = Field(
+        default=DEFAULT_PROMPTS_PER_AUTHOR,
+        ge=1,
+        description="Keep each author's earliest prompts only (none: keep all).",
+    )
+    format: Literal["jsonl", "parquet", "both"] = "jsonl"
+    pairs: Literal["none", "all", "best_vs_rest"] = Field(
+        default="none", description="Also write the prompt/chosen/rejected pairs view."
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> "ExportRequest":
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError("the time window is empty: 'since' must be before 'until'")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is not None:
+                # Stored times are naive UTC.
+                setattr(self, name, value.astimezone(UTC).replace(tzinfo=None))
+        self.labeler_groups = sorted(set(self.labeler_groups))  # type: ignore[assignment]
+        self.exclude_labelers = sorted(set(self.exclude_labelers))
+        return self

@@ -1,0 +1,79 @@
+"""The README.md dataset card of an export snapshot. It holds no time stamp and no snapshot id
+(the manifest and the directory name do), so the same data and filters give the same card."""
+
+import hashlib
+import json
+from typing import Any
+
+from app.models import Project
+from app.schemas.export import SCHEMA_VERSION, SPLITS
+from app.schemas.snapshot import ExportRequest
+
+COLLECTION = """\
+Collected with Rankery, following the InstructGPT process: labelers write prompts (plain,
+few-shot, or for a user's use case) and demonstrations of the wanted answer, and rank K model
+completions per prompt from best to worst (ties allowed), flagging problems and rating overall
+quality (1-7). Imported data (OpenAssistant trees, chosen/rejected pairs, bulk completions) is
+marked: its prompt kind is `imported` or `dialogue` and its rankings have labeler group
+`imported`."""
+
+LIMITS = """\
+- People are pseudonyms, stable within this deployment only (an HMAC of the user with the
+  deployment's secret key); they do not identify anyone outside it.
+- Splits are by prompt author; turns of a conversation written by different users (when an
+  import names them) may sit in different splits.
+- `rm` keeps every labeler's own ranking of a prompt; prompts ranked by several labelers appear
+  once per ranking. Merge or weight them in training as you need.
+- Agreement statistics are not computed yet (`agreement` is null in the manifest).
+- The time window applies to each record's own creation time: a ranking inside the window may
+  belong to a prompt written before it."""
+
+
+def render(
+    request: ExportRequest,
+    split_policy: dict[str, Any],
+    counts: dict[str, int],
+    projects: list[Project | None],
+) -> str:
+    lines = [
+        "# Rankery dataset snapshot",
+        "",
+        f"Export format version {SCHEMA_VERSION} (see `docs/export-format.schema.json` in the "
+        "Rankery repository); `manifest.json` lists the filters, counts and sha256 of each file.",
+        "",
+        "## How the data was collected",
+        "",
+        COLLECTION,
+        "",
+        "## Projects and guidelines",
+        "",
+    ]
+    for project in projects:
+        if project is None:
+            continue
+        version = hashlib.sha256(project.guidelines.encode()).hexdigest()[:12]
+        lines.append(
+            f"- **{project.name}**: K = {project.k_min}..{project.k_max} completions per "
+            f"ranking; guidelines version `{version}` (sha256 of their text)."
+        )
+    lines += ["", "## Filters", ""]
+    for name, value in request.model_dump(mode="json").items():
+        lines.append(f"- `{name}`: `{json.dumps(value)}`")
+    lines += [
+        "",
+        "## Splits",
+        "",
+        f"By {split_policy['unit']}; {split_policy['assignment']}.",
+        "",
+        "## Records",
+        "",
+        "| file | " + " | ".join(SPLITS) + " |",
+        "| --- | " + " | ".join("---:" for _ in SPLITS) + " |",
+    ]
+    stems = sorted({name.rsplit(".", 2)[0] + "." + name.rsplit(".", 1)[1] for name in counts})
+    for stem in stems:
+        kind, suffix = stem.split(".")
+        row = [str(counts.get(f"{kind}.{split}.{suffix}", 0)) for split in SPLITS]
+        lines.append(f"| {kind} ({suffix}) | " + " | ".join(row) + " |")
+    lines += ["", "## Agreement", "", "Not computed yet.", "", "## Known limits", "", LIMITS, ""]
+    return "\n".join(lines)

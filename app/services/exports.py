@@ -1,0 +1,277 @@
+"""Export snapshots: immutable dataset directories under DATA_DIR/exports/<id>/.
+
+A snapshot is requested (a row in `snapshots`, state "queued"), then written by `run_snapshot`
+(in the background for the web app and API, in the foreground for the CLI): the records are
+streamed into a temporary directory beside the final one, the dataset card, the manifest and
+its checksums follow, and the directory is renamed into place at the end, so a snapshot
+directory is complete or absent, never half-written. An existing snapshot is never overwritten.
+On PostgreSQL the records are read in one REPEATABLE READ transaction (SQLite's read
+transactions are snapshots already), so they are consistent even while labelers keep working.
+"""
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import Database
+from app.errors import Conflict, InvalidInput, NotFound, ServiceError
+from app.models import Project, Snapshot, User
+from app.models.base import utcnow
+from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
+from app.schemas.snapshot import ExportRequest
+from app.services import dataset_card, export_records
+from app.services.export_files import (
+    JsonlWriter,
+    ParquetWriter,
+    Writer,
+    check_parquet_available,
+    sha256,
+)
+from app.services.splits import ratios
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 5_000
+SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+KIND_ORDER = ("ppo", "sft", "rm")
+
+
+def exports_dir(settings: Settings) -> Path:
+    return settings.data_dir / "exports"
+
+
+def snapshot_dir(settings: Settings, snapshot_id: str) -> Path:
+    return exports_dir(settings) / snapshot_id
+
+
+# --- Requesting and finding snapshots ------------------------------------------------------------
+
+
+def request_snapshot(
+    session: Session,
+    settings: Settings,
+    request: ExportRequest,
+    created_by: User | None = None,
+    snapshot_id: str | None = None,
+) -> Snapshot:
+    """Check the request and record a queued snapshot (one commit); `run_snapshot` writes it."""
+    export_records.select_data(session, request, settings.secret_key)
+    if request.format != "jsonl":
+        check_parquet_available()
+    now = utcnow()
+    snapshot_id = snapshot_id or f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    if not SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise InvalidInput(
+            "A snapshot id is 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    if snapshot_dir(settings, snapshot_id).exists() or session.get(Snapshot, snapshot_id):
+        raise _exists(snapshot_id)
+    snapshot = Snapshot(
+        id=snapshot_id,
+        created_by_id=created_by.id if created_by else None,
+        created_at=now,
+        state="queued",
+        request=request.model_dump(mode="json"),
+    )
+    session.add(snapshot)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _exists(snapshot_id) from None
+    return snapshot
+
+
+def _exists(snapshot_id: str) -> Conflict:
+    return Conflict(
+        f"A snapshot {snapshot_id!r} exists already. Snapshots are never overwritten: "
+        "make a new one with another id."
+    )
+
+
+def list_snapshots(session: Session) -> list[Snapshot]:
+    return list(session.scalars(select(Snapshot).order_by(Snapshot.created_at.desc())))
+
+
+def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise NotFound(f"There is no snapshot {snapshot_id!r}.")
+    return snapshot
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def run_snapshot(db: Database, settings: Settings, snapshot_id: str) -> Snapshot:
+    """Write a queued snapshot's directory; its row records progress, then "done" or "failed"
+    with the reason. Never raises for a failed export: the row says what went wrong."""
+    with db.session() as session:
+        snapshot = get_snapshot(session, snapshot_id)
+        if snapshot.state != "queued":
+            raise Conflict(f"The snapshot {snapshot_id!r} has been run already.")
+        snapshot.state = "running"
+        session.commit()
+        request = ExportRequest.model_validate(snapshot.request)
+        created_at = snapshot.created_at
+
+    def progress(**values: Any) -> None:
+        with db.session() as session:
+            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(**values))
+            session.commit()
+
+    try:
+        counts = _write(db, settings, snapshot_id, request, created_at, progress)
+    except Exception as exc:
+        if not isinstance(exc, ServiceError):
+            log.exception("export %s failed", snapshot_id)
+        message = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+        progress(state="failed", error=message, finished_at=utcnow())
+    else:
+        progress(state="done", counts=counts, finished_at=utcnow())
+    with db.session(write=False) as session:
+        return get_snapshot(session, snapshot_id)
+
+
+def _write(
+    db: Database,
+    settings: Settings,
+    snapshot_id: str,
+    request: ExportRequest,
+    created_at: Any,
+    progress: Callable[..., None],
+) -> dict[str, int]:
+    final = snapshot_dir(settings, snapshot_id)
+    if final.exists():
+        raise _exists(snapshot_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=final.parent))
+    try:
+        with db.session(write=False) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            selection = export_records.select_data(session, request, settings.secret_key)
+            progress(records_total=export_records.count_records(session, selection))
+            counts = _write_records(session, selection, work, progress)
+            projects = [session.get(Project, pid) for pid in selection.project_ids]
+        policy = _split_policy([p for p in projects if p is not None])
+        card = dataset_card.render(request, policy, counts, projects)
+        (work / "README.md").write_text(card, encoding="utf-8")
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            created_at=created_at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z"),
+            filters=request.model_dump(mode="json"),
+            split_policy=policy,
+            counts=counts,
+            agreement=None,  # the agreement statistics do not exist yet
+            sha256={p.name: sha256(p) for p in sorted(work.iterdir())},
+        )
+        text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
+        (work / "manifest.json").write_text(text + "\n", encoding="utf-8")
+        if final.exists():
+            raise _exists(snapshot_id)
+        work.chmod(0o755)  # mkdtemp made it private
+        os.rename(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return counts
+
+
+def _write_records(
+    session: Session,
+    selection: export_records.Selection,
+    directory: Path,
+    progress: Callable[..., None],
+) -> dict[str, int]:
+    request = selection.request
+    suffixes = {"jsonl": ["jsonl"], "parquet": ["parquet"], "both": ["jsonl", "parquet"]}
+    kinds = [*KIND_ORDER, *(["pairs"] if request.pairs != "none" else [])]
+    writers: dict[tuple[str, str], list[Writer]] = {
+        (kind, split): [_writer(directory, kind, split, s) for s in suffixes[request.format]]
+        for kind in kinds
+        for split in SPLITS
+    }
+    sources = {
+        "ppo": export_records.ppo_records,
+        "sft": export_records.sft_records,
+        "rm": export_records.rm_records,
+    }
+    done = 0
+    try:
+        for kind in KIND_ORDER:
+            for record in sources[kind](session, selection):
+                for writer in writers[kind, record["split"]]:
+                    writer.write(record)
+                if kind == "rm" and request.pairs != "none":
+                    for pair in export_records.pairs(record, request.pairs):
+                        for writer in writers["pairs", record["split"]]:
+                            writer.write(pair)
+                done += 1
+                if done % PROGRESS_EVERY == 0:
+                    progress(records_done=done)
+    finally:
+        for group in writers.values():
+            for writer in group:
+                writer.close()
+    progress(records_done=done)
+    return {writer.path.name: writer.count for group in writers.values() for writer in group}
+
+
+def _writer(directory: Path, kind: str, split: str, suffix: str) -> Writer:
+    path = directory / file_name(kind, split, suffix)
+    return JsonlWriter(path) if suffix == "jsonl" else ParquetWriter(path, kind)
+
+
+def _split_policy(projects: list[Project]) -> dict[str, object]:
+    return {
+        "unit": "prompt author: the labeler who wrote it, or the original user of an imported "
+        "prompt (an imported prompt without one counts as its own author; an OASST tree "
+        "without user ids counts as one author)",
+        "assignment": "fixed the first time a project sees the author, to the split furthest "
+        "below its ratio; never changes, so no author is in two splits",
+        "ratios": {p.name: ratios(p) for p in projects},
+    }
+
+
+# --- Downloading -------------------------------------------------------------------------------
+
+
+def archive(settings: Settings, snapshot: Snapshot) -> Path:
+    """The snapshot as one .tar.gz (made on first request, then kept)."""
+    if snapshot.state != "done":
+        raise Conflict(f"The snapshot {snapshot.id!r} is not finished (it is {snapshot.state}).")
+    directory = snapshot_dir(settings, snapshot.id)
+    target = directory.with_name(f"{snapshot.id}.tar.gz")
+    if not target.exists():
+        handle, temporary = tempfile.mkstemp(prefix=f".{snapshot.id}.", dir=directory.parent)
+        os.close(handle)
+        try:
+            with tarfile.open(temporary, "w:gz") as tar:
+                for path in sorted(directory.iterdir()):
+                    tar.add(path, arcname=f"{snapshot.id}/{path.name}")
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    return target
+
+
+def read_text(settings: Settings, snapshot: Snapshot, name: str) -> str | None:
+    """A text file of a finished snapshot (manifest.json, README.md), if it is there."""
+    path = snapshot_dir(settings, snapshot.id) / name
+    return path.read_text(encoding="utf-8") if snapshot.state == "done" and path.exists() else None

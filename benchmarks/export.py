@@ -1,0 +1,331 @@
+"""Export and import throughput, and the export's peak memory (a benchmark, not a test).
+
+    .venv/bin/python benchmarks/export.py --rankings 100000 --db sqlite
+    .venv/bin/python benchmarks/export.py --rankings 1000000 --db both
+
+Fills a fresh database (SQLite in a temporary directory; PostgreSQL in a new database on the
+server named by RANKERY_TEST_POSTGRES_URL, or on a throwaway server started with
+scripts/postgres.sh) with N ranking records (K = 4..9 completions each, one prompt per ranking,
+50 prompts per author, 200 labelers), then exports it to JSONL and to Parquet, each export in a
+child process so that its peak RSS is its own. Prints records/s and peak RSS; then times the
+completions JSONL import of 100k completions.
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.db import Database  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import (  # noqa: E402
+    Completion,
+    Item,
+    Project,
+    Prompt,
+    Ranking,
+    RankingEntry,
+    Slot,
+    SplitAssignment,
+    Task,
+    User,
+)
+from app.schemas.export import SPLITS  # noqa: E402
+from app.services.splits import choose_split  # noqa: E402
+
+CHUNK = 10_000
+LEASE_END = datetime(2026, 1, 1)
+PROMPTS_PER_AUTHOR = 50
+LABELERS = 200
+WORDS = [
+    "the", "of", "model", "answer", "prompt", "human",
+    "feedback", "rank", "better", "worse", "helpful", "honest",
+]  # fmt: skip
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def fill(url: str, rankings: int, seed: int = 1) -> None:
+    """N prompts, items, slots, tasks and rankings, and K completions and entries per ranking."""
+    rng = random.Random(seed)
+    engine = Database(url).engine
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Project), [{"id": 1, "name": "bench", "guidelines": ""}])
+        conn.execute(
+            sa.insert(User),
+            [
+                {"id": i, "username": f"labeler{i}", "password_hash": "!", "role": "labeler"}
+                for i in range(1, LABELERS + 1)
+            ],
+        )
+        authors = (rankings + PROMPTS_PER_AUTHOR - 1) // PROMPTS_PER_AUTHOR
+        counts = dict.fromkeys(SPLITS, 0)
+        ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
+        split_of = []
+        for _ in range(authors):
+            split_of.append(choose_split(ratios, counts))
+            counts[split_of[-1]] += 1
+        _insert(
+            conn,
+            SplitAssignment,
+            (
+                {"project_id": 1, "author_key": f"ext:a{a}", "split": split_of[a]}
+                for a in range(authors)
+            ),
+        )
+    completion_id = 0
+    for start in range(0, rankings, CHUNK):
+        rows: dict[type, list[dict]] = {m: [] for m in (Prompt, Item, Slot, Task, Ranking)}
+        completions, entries = [], []
+        for n in range(start + 1, min(start + CHUNK, rankings) + 1):
+            author = (n - 1) // PROMPTS_PER_AUTHOR
+            labeler = rng.randint(1, LABELERS)
+            k = rng.randint(4, 9)
+            rows[Prompt].append(
+                {
+                    "id": n,
+                    "project_id": 1,
+                    "external_user_id": f"a{author}",
+                    "author_key": f"ext:a{author}",
+                    "split": split_of[author],
+                    "kind": "plain",
+                    "category": "open_qa",
+                    "language": "en",
+                    "instruction": text(rng, 20),
+                }
+            )
+            rows[Item].append({"id": n, "project_id": 1, "prompt_id": n, "kind": "ranking"})
+            rows[Slot].append(
+                {"id": n, "item_id": n, "index": 0, "state": "done", "labeler_id": labeler}
+            )
+            ids = list(range(completion_id + 1, completion_id + k + 1))
+            completion_id += k
+            rows[Task].append(
+                {
+                    "id": n,
+                    "item_id": n,
+                    "slot_id": n,
+                    "labeler_id": labeler,
+                    "state": "submitted",
+                    "completion_order": ids,
+                    "lease_expires_at": LEASE_END,
+                }
+            )
+            rows[Ranking].append(
+                {
+                    "id": n,
+                    "task_id": n,
+                    "item_id": n,
+                    "labeler_id": labeler,
+                    "time_spent_ms": 30_000,
+                }
+            )
+            ranks = list(range(1, k + 1))
+            rng.shuffle(ranks)
+            for position, (cid, rank) in enumerate(zip(ids, ranks, strict=True)):
+                completions.append(
+                    {
+                        "id": cid,
+                        "item_id": n,
+                        "position": position,
+                        "text": text(rng, 40),
+                        "model_name": "m",
+                    }
+                )
+                entries.append(
+                    {
+                        "ranking_id": n,
+                        "completion_id": cid,
+                        "rank": rank,
+                        "quality": rng.randint(1, 7),
+                    }
+                )
+        with engine.begin() as conn:
+            for model, batch in rows.items():
+                conn.execute(sa.insert(model), batch)
+            conn.execute(sa.insert(Completion), completions)
+            conn.execute(sa.insert(RankingEntry), entries)
+    if engine.dialect.name == "postgresql":
+        # The rows above came with their ids: move the id sequences past them.
+        with engine.begin() as conn:
+            for model in (Prompt, Item, Slot, Task, Ranking, Completion, RankingEntry, User):
+                table = model.__tablename__
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                    )
+                )
+    engine.dispose()
+
+
+def _insert(conn, model, rows) -> None:  # type: ignore[no-untyped-def]
+    rows = list(rows)
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(sa.insert(model), rows[start : start + CHUNK])
+
+
+def export_in_child(url: str, data_dir: Path, fmt: str) -> dict:
+    """Run one export in a fresh process; returns its figures."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--child-export", url, str(data_dir), fmt],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child_export(url: str, data_dir: str, fmt: str) -> None:
+    from app.schemas.snapshot import ExportRequest
+    from app.services import exports
+
+    settings = Settings(database_url=url, data_dir=Path(data_dir), secret_key="bench")
+    db = Database(url)
+    with db.session() as session:
+        request = ExportRequest(format=fmt, max_prompts_per_author=None)  # type: ignore[arg-type]
+        snapshot = exports.request_snapshot(session, settings, request)
+    started = time.perf_counter()
+    snapshot = exports.run_snapshot(db, settings, snapshot.id)
+    seconds = time.perf_counter() - started
+    assert snapshot.state == "done", snapshot.error
+    counts = snapshot.counts or {}
+    suffix = ".parquet" if fmt == "parquet" else ".jsonl"
+    records = sum(v for k, v in counts.items() if k.endswith(suffix))
+    rm = sum(v for k, v in counts.items() if k.startswith("rm.") and k.endswith(suffix))
+    peak_mb = peak_rss_mb()
+    print(json.dumps({"seconds": seconds, "records": records, "rm": rm, "peak_rss_mb": peak_mb}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. (Linux carries ru_maxrss across exec, so a child started
+    by a big parent would report the parent's size; VmHWM belongs to this process alone.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_import(url: str, completions: int = 100_000) -> tuple[float, int]:
+    from app.services import imports
+
+    rng = random.Random(2)
+    lines, total = [], 0
+    while total < completions:
+        k = rng.randint(4, 9)
+        total += k
+        prompt = {"instruction": text(rng, 20), "user_id": f"u{len(lines) % 2000}"}
+        lines.append(
+            json.dumps(
+                {"prompt": prompt, "completions": [{"text": text(rng, 40)} for _ in range(k)]}
+            )
+        )
+    db = Database(url)
+    with db.session() as session:
+        project = session.get(Project, 1)
+        started = time.perf_counter()
+        items = imports.import_ranking_items(
+            session, project, imports.parse_jsonl("\n".join(lines))
+        )
+        seconds = time.perf_counter() - started
+    db.dispose()
+    return seconds, total if items else 0
+
+
+def run(name: str, url: str, rankings: int, work: Path, formats: list[str]) -> None:
+    upgrade(url)
+    started = time.perf_counter()
+    fill(url, rankings)
+    print(
+        f"[{name}] filled {rankings:,} rankings in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    for fmt in formats:
+        figures = export_in_child(url, work / f"{name}-{fmt}", fmt)
+        seconds = figures["seconds"]
+        print(
+            f"[{name}] export {fmt:<7}: {figures['records']:,} records ({figures['rm']:,} rm) in "
+            f"{seconds:.1f} s = {figures['records'] / seconds:,.0f} records/s "
+            f"({figures['rm'] / seconds:,.0f} rm records/s); "
+            f"peak RSS {figures['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    seconds, completions = bench_import(url)
+    print(
+        f"[{name}] import: {completions:,} completions in {seconds:.1f} s = "
+        f"{completions / seconds:,.0f} completions/s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-export":
+        child_export(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rankings", type=int, default=100_000)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--format", choices=["jsonl", "parquet", "both"], default="both")
+    args = parser.parse_args()
+    formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
+    with tempfile.TemporaryDirectory(prefix="rankery-bench-") as tmp:
+        work = Path(tmp)
+        if args.db in ("sqlite", "both"):
+            run("sqlite", f"sqlite:///{work / 'bench.db'}", args.rankings, work, formats)
+        if args.db in ("postgres", "both"):
+            with postgres(work) as url:
+                run("postgres", url, args.rankings, work, formats)
+
+
+class postgres:
+    """A fresh database on RANKERY_TEST_POSTGRES_URL's server, or on a throwaway server."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.server_dir: Path | None = None
+
+    def __enter__(self) -> str:
+        server = os.environ.get("RANKERY_TEST_POSTGRES_URL")
+        if server is None:
+            self.server_dir = self.work / "pg"
+            out = subprocess.run(
+                [str(ROOT / "scripts" / "postgres.sh"), "start", str(self.server_dir)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            server = out.strip().split("=", 1)[1]
+        self.admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        self.name = f"rankery_bench_{uuid.uuid4().hex[:8]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        return sa.make_url(server).set(database=self.name).render_as_string(hide_password=False)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+        if self.server_dir is not None:
+            subprocess.run(
+                [str(ROOT / "scripts" / "postgres.sh"), "stop", str(self.server_dir)], check=False
+            )
+
+
+if __name__ == "__main__":
+    main()

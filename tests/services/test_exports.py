@@ -1,0 +1,259 @@
+"""Export snapshots: complete directories of valid records, deterministic, immutable,
+filtered as asked, with pseudonymous people and an optional pairs view."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Prompt, Ranking, Snapshot
+from app.schemas.export import RECORD_TYPES, SPLITS, Manifest, PairRecord, file_name
+from app.schemas.snapshot import ExportRequest
+from app.services import export_records, exports, import_oasst, import_pairs
+from tests.factories import (
+    make_demonstration,
+    make_project,
+    make_prompt,
+    make_ranking,
+    make_ranking_item,
+    make_user,
+)
+
+OASST = Path(__file__).parents[1] / "data" / "oasst_3_trees.jsonl"
+
+
+def export(session, db, settings, snapshot_id: str | None = None, **request) -> Snapshot:
+    snapshot = exports.request_snapshot(
+        session, settings, ExportRequest(**request), snapshot_id=snapshot_id
+    )
+    done = exports.run_snapshot(db, settings, snapshot.id)
+    session.commit()  # end the test's read transaction, so it sees what the export wrote
+    return done
+
+
+def records(settings, snapshot: Snapshot, kind: str, split: str | None = None) -> list[dict]:
+    directory = exports.snapshot_dir(settings, snapshot.id)
+    found = []
+    for s in [split] if split else SPLITS:
+        lines = (directory / file_name(kind, s)).read_text(encoding="utf-8").splitlines()
+        found += [json.loads(line) for line in lines]
+    return found
+
+
+def load_oasst(session, project) -> None:
+    import_oasst.import_trees(session, project, import_oasst.parse(OASST.read_text()))
+
+
+@pytest.fixture
+def ranked(session):
+    """A project with one prompt ranked by two labelers and one demonstration."""
+    project = make_project(session, annotations_per_item=2)
+    author = make_user(session)
+    make_ranking_item(session, project, k=4, prompt=make_prompt(session, project, author))
+    first, second = make_user(session), make_user(session)
+    make_ranking(session, project, first)
+    make_ranking(
+        session, project, second, {"answer 0": 1, "answer 1": 1, "answer 2": 2, "answer 3": 3}
+    )
+    make_demonstration(session, project, first, "A poem.")
+    return project, author, first, second
+
+
+def test_a_snapshot_has_every_file_of_every_split_a_manifest_and_a_card(
+    session, db, settings, ranked
+) -> None:
+    snapshot = export(session, db, settings)
+    names = {p.name for p in exports.snapshot_dir(settings, snapshot.id).iterdir()}
+    expected = {file_name(kind, split) for kind in RECORD_TYPES for split in SPLITS}
+    assert snapshot.state == "done" and names == expected | {"manifest.json", "README.md"}
+
+
+def test_every_record_and_the_manifest_follow_the_export_format(
+    session, db, settings, ranked
+) -> None:
+    snapshot = export(session, db, settings, pairs="all")
+    for kind, model in [*RECORD_TYPES.items(), ("pairs", PairRecord)]:
+        for record in records(settings, snapshot, kind):
+            model.model_validate(record)
+    directory = exports.snapshot_dir(settings, snapshot.id)
+    manifest = Manifest.model_validate_json((directory / "manifest.json").read_text())
+    assert (
+        manifest.counts["rm.train.jsonl"]
+        + manifest.counts["rm.test.jsonl"]
+        + manifest.counts["rm.validation.jsonl"]
+        == 2
+    )
+    assert set(manifest.sha256) == {p.name for p in directory.iterdir()} - {"manifest.json"}
+    assert manifest.agreement is None
+
+
+def test_the_manifest_checksums_match_the_files(session, db, settings, ranked) -> None:
+    snapshot = export(session, db, settings)
+    directory = exports.snapshot_dir(settings, snapshot.id)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for name, digest in manifest["sha256"].items():
+        assert exports.sha256(directory / name) == digest
+
+
+def test_each_labelers_own_ranking_is_kept_with_its_ties(session, db, settings, ranked) -> None:
+    snapshot = export(session, db, settings)
+    rankings = records(settings, snapshot, "rm")
+    assert len(rankings) == 2 and len({r["labeler"] for r in rankings}) == 2
+    tied = next(r for r in rankings if r["completions"][0]["rank"] == r["completions"][1]["rank"])
+    assert [c["rank"] for c in tied["completions"]] == [1, 1, 2, 3]
+
+
+def test_a_prompts_split_decides_the_split_of_its_records(session, db, settings, ranked) -> None:
+    _project, author, *_ = ranked
+    snapshot = export(session, db, settings)
+    split = session.query(Prompt.split).filter(Prompt.author_id == author.id).scalar()
+    for kind in RECORD_TYPES:
+        assert {r["split"] for r in records(settings, snapshot, kind)} == {split}
+
+
+def test_people_appear_only_as_stable_pseudonyms(session, db, settings, ranked) -> None:
+    _project, author, first, _second = ranked
+    one, two = export(session, db, settings), export(session, db, settings)
+    text = "".join(
+        (exports.snapshot_dir(settings, one.id) / file_name(k, s)).read_text()
+        for k in RECORD_TYPES
+        for s in SPLITS
+    )
+    assert first.username not in text and author.username not in text
+    labelers = {r["labeler"] for r in records(settings, one, "sft")}
+    assert labelers == {r["labeler"] for r in records(settings, two, "sft")}
+    assert labelers <= {r["labeler"] for r in records(settings, one, "rm")}
+
+
+def test_the_same_data_and_filters_give_byte_identical_files(session, db, settings, ranked) -> None:
+    load_oasst(session, ranked[0])
+    one = export(session, db, settings, format="both", pairs="all")
+    two = export(session, db, settings, format="both", pairs="all")
+    first, second = (exports.snapshot_dir(settings, s.id) for s in (one, two))
+    names = sorted(p.name for p in first.iterdir() if p.name != "manifest.json")
+    assert any(n.endswith(".parquet") for n in names)
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_an_existing_snapshot_id_is_refused_and_the_snapshot_is_untouched(
+    session, db, settings, ranked
+) -> None:
+    snapshot = export(session, db, settings, snapshot_id="weekly")
+    manifest = exports.snapshot_dir(settings, "weekly") / "manifest.json"
+    before = manifest.read_bytes()
+    with pytest.raises(Conflict, match="never overwritten"):
+        exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="weekly")
+    assert manifest.read_bytes() == before and snapshot.state == "done"
+
+
+def test_a_directory_in_the_way_is_refused(session, settings, ranked) -> None:
+    exports.snapshot_dir(settings, "taken").mkdir(parents=True)
+    with pytest.raises(Conflict, match="exists already"):
+        exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="taken")
+    assert session.get(Snapshot, "taken") is None
+
+
+def test_a_bad_snapshot_id_is_refused(session, settings) -> None:
+    with pytest.raises(InvalidInput, match="snapshot id"):
+        exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="../etc")
+
+
+def test_a_failed_export_leaves_no_directory_behind(
+    session, db, settings, ranked, monkeypatch
+) -> None:
+    def broken(*_args, **_kwargs):
+        yield from ()
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_records, "rm_records", broken)
+    snapshot = export(session, db, settings, snapshot_id="broken")
+    assert snapshot.state == "failed" and "disk full" in snapshot.error
+    assert list(exports.exports_dir(settings).iterdir()) == []
+
+
+def test_an_unknown_project_or_labeler_is_refused(session, settings) -> None:
+    with pytest.raises(NotFound, match="no project 99"):
+        exports.request_snapshot(session, settings, ExportRequest(project_id=99))
+    with pytest.raises(InvalidInput, match="no user named nobody"):
+        exports.request_snapshot(session, settings, ExportRequest(exclude_labelers=["nobody"]))
+
+
+def test_an_empty_time_window_is_refused() -> None:
+    with pytest.raises(ValueError, match="time window is empty"):
+        ExportRequest(since="2026-02-01T00:00:00", until="2026-01-01T00:00:00")
+
+
+def test_the_time_window_selects_records_by_their_creation(session, db, settings, ranked) -> None:
+    session.execute(update(Ranking).values(created_at=datetime(2020, 1, 1)))
+    session.commit()
+    snapshot = export(session, db, settings, since="2021-01-01T00:00:00")
+    assert records(settings, snapshot, "rm") == []
+    assert len(records(settings, snapshot, "sft")) == 1
+
+
+def test_filters_by_project(session, db, settings, ranked) -> None:
+    other = make_project(session)
+    load_oasst(session, other)
+    snapshot = export(session, db, settings, project_id=ranked[0].id)
+    assert len(records(settings, snapshot, "rm")) == 2
+
+
+def test_labeler_groups_and_excluded_labelers(session, db, settings, ranked) -> None:
+    project, _author, first, _second = ranked
+    load_oasst(session, project)
+    imported = export(session, db, settings, labeler_groups=["imported"])
+    assert {r["labeler_group"] for r in records(settings, imported, "rm")} == {"imported"}
+    training = export(session, db, settings, labeler_groups=["training"])
+    assert len(records(settings, training, "rm")) == 2
+    without = export(
+        session, db, settings, labeler_groups=["training"], exclude_labelers=[first.username]
+    )
+    assert len(records(settings, without, "rm")) == 1
+    assert records(settings, without, "sft") == []
+
+
+def test_each_author_keeps_only_their_earliest_prompts(session, db, settings) -> None:
+    project = make_project(session)
+    author = make_user(session)
+    for n in range(3):
+        make_prompt(session, project, author, instruction=f"prompt {n}")
+    snapshot = export(session, db, settings, max_prompts_per_author=2)
+    kept = [r["context"][-1]["content"] for r in records(settings, snapshot, "ppo")]
+    assert kept == ["prompt 0", "prompt 1"]
+
+
+def test_the_pairs_view_has_every_ordered_pair_or_best_against_the_rest(
+    session, db, settings
+) -> None:
+    project = make_project(session)
+    make_ranking_item(session, project, k=4)
+    make_ranking(session, project, make_user(session), {f"answer {i}": i + 1 for i in range(4)})
+    every = records(settings, export(session, db, settings, pairs="all"), "pairs")
+    best = records(settings, export(session, db, settings, pairs="best_vs_rest"), "pairs")
+    assert len(every) == 6 and len(best) == 3
+    assert {p["chosen"][0]["content"] for p in best} == {"answer 0"}
+    assert every[0]["prompt"][-1]["role"] == "user"
+
+
+def test_tied_answers_give_no_pair(session, db, settings) -> None:
+    project = make_project(session)
+    make_ranking_item(session, project, k=4)
+    ties = {"answer 0": 1, "answer 1": 1, "answer 2": 2, "answer 3": 2}
+    make_ranking(session, project, make_user(session), ties)
+    assert len(records(settings, export(session, db, settings, pairs="all"), "pairs")) == 4
+
+
+def test_imported_pairs_come_back_as_the_same_pairs(session, db, settings) -> None:
+    project = make_project(session)
+    pair = {"prompt": "Why?", "chosen": "Because.", "rejected": "No."}
+    import_pairs.import_pairs(session, project, import_pairs.parse(json.dumps(pair)))
+    [exported] = records(settings, export(session, db, settings, pairs="all"), "pairs")
+    assert exported == {
+        "prompt": [{"role": "user", "content": "Why?"}],
+        "chosen": [{"role": "assistant", "content": "Because."}],
+        "rejected": [{"role": "assistant", "content": "No."}],
+    }
