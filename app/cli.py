@@ -301,8 +301,8 @@ def import_pairs(file: Path, project_id: int) -> None:
     "--labeler-group",
     "labeler_groups",
     multiple=True,
-    type=click.Choice(["training", "imported"]),
-    help="Whose rankings and demonstrations (repeatable; default: both).",
+    type=click.Choice(["training", "held_out", "imported"]),
+    help="Whose rankings and demonstrations (repeatable; default: training and imported).",
 )
 @click.option(
     "--exclude-labeler", "exclude_labelers", multiple=True, help="A username to leave out."

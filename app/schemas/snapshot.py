@@ -9,7 +9,7 @@ from app.schemas.labeling import Strict
 
 # InstructGPT kept at most 200 prompts per user ID.
 DEFAULT_PROMPTS_PER_AUTHOR = 200
-LabelerGroup = Literal["training", "imported"]
+LabelerGroup = Literal["training", "held_out", "imported"]
 
 
 class ExportRequest(Strict):
@@ -21,7 +21,8 @@ class ExportRequest(Strict):
     labeler_groups: list[LabelerGroup] = Field(
         default=["training", "imported"],
         min_length=1,
-        description="Whose rankings and demonstrations: training labelers, imported data.",
+        description="Whose rankings and demonstrations: training labelers, held-out labelers "
+        "(left out by default: they check that models generalize), imported data.",
     )
     exclude_labelers: list[str] = Field(
         default_factory=list, description="Usernames whose work is left out."
@@ -30,6 +31,12 @@ class ExportRequest(Strict):
         default=DEFAULT_PROMPTS_PER_AUTHOR,
         ge=1,
         description="Keep each author's earliest prompts only (none: keep all).",
+    )
+    include_too_fast: bool = Field(
+        default=False, description="Keep work flagged as submitted implausibly fast."
+    )
+    include_gold: bool = Field(
+        default=False, description="Keep labelers' rankings of gold items (researchers' prompts)."
     )
     format: Literal["jsonl", "parquet", "both"] = "jsonl"
     pairs: Literal["none", "all", "best_vs_rest"] = Field(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
@@ -30,15 +30,16 @@ from app.models import (
 from app.models.work import prompt_messages
 from app.schemas.labeling import FLAGS
 from app.schemas.snapshot import ExportRequest
+from app.services import gold, hygiene, pace
 from app.services.imports import IMPORTED_ROLE
 
 BATCH = 2000
 Record = dict[str, Any]
 
 
-def labeler_group(role: str) -> str:
-    """The group of a labeler in exports ('held_out' comes with labeler groups)."""
-    return "imported" if role == IMPORTED_ROLE else "training"
+def labeler_group(role: str, group: str) -> str:
+    """The group of a labeler in exports: imported data, or the labeler's group."""
+    return "imported" if role == IMPORTED_ROLE else group
 
 
 @dataclass
@@ -139,13 +140,17 @@ def _window(query: Select, created_at: Any, request: ExportRequest) -> Select:
 
 def _labelers(query: Select, selection: Selection) -> Select:
     groups = set(selection.request.labeler_groups)
-    if groups == {"imported"}:
-        query = query.where(User.role == IMPORTED_ROLE)
-    elif groups == {"training"}:
-        query = query.where(User.role != IMPORTED_ROLE)
+    people = and_(User.role != IMPORTED_ROLE, User.labeler_group.in_(groups - {"imported"}))
+    query = query.where(or_(people, User.role == IMPORTED_ROLE) if "imported" in groups else people)
     if selection.excluded_labeler_ids:
         query = query.where(User.id.not_in(selection.excluded_labeler_ids))
     return query
+
+
+def _usable_prompts() -> Any:
+    """Prompts fit for training data: not waiting for (or dropped in) a personal-data review,
+    and not the researchers' gold or screening prompts."""
+    return and_(Prompt.review_state.in_(hygiene.USABLE_STATES), gold.work_prompt_condition())
 
 
 def _in_projects(selection: Selection) -> Any:
@@ -189,7 +194,7 @@ def _ppo_query(selection: Selection) -> Select:
         Prompt.instruction,
         Prompt.few_shot_pairs,
         Prompt.context,
-    ).where(Prompt.project_id.in_(selection.project_ids))
+    ).where(Prompt.project_id.in_(selection.project_ids), _usable_prompts())
     return _window(query, Prompt.created_at, selection.request)
 
 
@@ -222,8 +227,10 @@ def _sft_query(selection: Selection) -> Select:
         )
         .join(Prompt, Prompt.id == Demonstration.prompt_id)
         .join(User, User.id == Demonstration.labeler_id)
-        .where(_in_projects(selection))
+        .where(_in_projects(selection), _usable_prompts())
     )
+    if not selection.request.include_too_fast:
+        query = query.where(pace.counted_demonstration_condition())
     return _labelers(_window(query, Demonstration.created_at, selection.request), selection)
 
 
@@ -261,12 +268,17 @@ def _rm_query(selection: Selection) -> Select:
             Ranking.time_spent_ms,
             User.id.label("labeler_id"),
             User.role,
+            User.labeler_group,
         )
         .join(Item, Item.id == Ranking.item_id)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .join(User, User.id == Ranking.labeler_id)
-        .where(_in_projects(selection))
+        .where(_in_projects(selection), Prompt.review_state.in_(hygiene.USABLE_STATES))
     )
+    purposes = ["work", "gold"] if selection.request.include_gold else ["work"]
+    query = query.where(Item.purpose.in_(purposes))
+    if not selection.request.include_too_fast:
+        query = query.where(pace.counted_ranking_condition())
     return _labelers(_window(query, Ranking.created_at, selection.request), selection)
 
 
@@ -284,7 +296,7 @@ def rm_records(session: Session, selection: Selection) -> Iterator[Record]:
                 ),
                 "completions": completions[row.record_id],
                 "labeler": selection.pseudonym(f"user:{row.labeler_id}"),
-                "labeler_group": labeler_group(row.role),
+                "labeler_group": labeler_group(row.role, row.labeler_group),
                 "all_bad": row.all_bad,
                 "time_spent_ms": row.time_spent_ms,
             }

@@ -27,6 +27,11 @@ from app.services import agreement, splits
 GOLD_LABELER = -1  # stands for the researchers in ranking tables
 
 
+def work_prompt_condition() -> ColumnElement[bool]:
+    """True for prompts of the normal queue: no gold or screening item was made of them."""
+    return ~exists().where(Item.prompt_id == Prompt.id, Item.purpose != "work")
+
+
 def work_item_condition() -> ColumnElement[bool]:
     """True for items of the normal queue (not gold, not screening): training data."""
     return Item.purpose == "work"

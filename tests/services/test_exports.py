@@ -9,17 +9,19 @@ import pytest
 from sqlalchemy import update
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Prompt, Ranking, Snapshot
+from app.models import Prompt, Ranking, Snapshot, User
 from app.schemas.export import RECORD_TYPES, SPLITS, Manifest, PairRecord, file_name
 from app.schemas.snapshot import ExportRequest
-from app.services import export_records, exports, import_oasst, import_pairs
+from app.services import export_records, exports, gold, import_oasst, import_pairs
 from tests.factories import (
     make_demonstration,
+    make_gold_item,
     make_project,
     make_prompt,
     make_ranking,
     make_ranking_item,
     make_user,
+    rank_task,
 )
 
 OASST = Path(__file__).parents[1] / "data" / "oasst_3_trees.jsonl"
@@ -214,6 +216,48 @@ def test_labeler_groups_and_excluded_labelers(session, db, settings, ranked) -> 
     )
     assert len(records(settings, without, "rm")) == 1
     assert records(settings, without, "sft") == []
+
+
+def test_held_out_labelers_are_left_out_unless_asked_for(session, db, settings, ranked) -> None:
+    _project, _author, first, _second = ranked
+    session.execute(update(User).where(User.id == first.id).values(labeler_group="held_out"))
+    session.commit()
+    default = export(session, db, settings)
+    assert len(records(settings, default, "rm")) == 1
+    assert records(settings, default, "sft") == []
+    held_out = export(session, db, settings, labeler_groups=["held_out"])
+    assert [r["labeler_group"] for r in records(settings, held_out, "rm")] == ["held_out"]
+
+
+def test_work_flagged_too_fast_is_left_out_unless_asked_for(session, db, settings, ranked) -> None:
+    _project, _author, first, _second = ranked
+    session.execute(update(Ranking).where(Ranking.labeler_id == first.id).values(too_fast=True))
+    session.commit()
+    assert len(records(settings, export(session, db, settings), "rm")) == 1
+    kept = export(session, db, settings, include_too_fast=True)
+    assert len(records(settings, kept, "rm")) == 2
+
+
+def test_prompts_waiting_for_a_personal_data_review_are_left_out(
+    session, db, settings, ranked
+) -> None:
+    session.execute(update(Prompt).values(review_state="held"))
+    session.commit()
+    snapshot = export(session, db, settings)
+    assert all(records(settings, snapshot, kind) == [] for kind in ("rm", "sft", "ppo"))
+
+
+def test_gold_items_and_their_prompts_are_left_out_unless_asked_for(
+    session, db, settings, ranked
+) -> None:
+    project, _author, first, _second = ranked
+    task = gold.serve(session, project, first, make_gold_item(session, project))
+    rank_task(session, task, first, [1, 2, 3, 4])
+    default = export(session, db, settings)
+    assert len(records(settings, default, "rm")) == 2
+    assert len(records(settings, default, "ppo")) == 1
+    with_gold = export(session, db, settings, include_gold=True)
+    assert len(records(settings, with_gold, "rm")) == 3
 
 
 def test_each_author_keeps_only_their_earliest_prompts(session, db, settings) -> None:
