@@ -1,13 +1,16 @@
 """Benchmark of the data-quality statistics (not a test): prints timings and peak memory.
 
 Generates 100k rankings (K = 4..9, 500 labelers, 10 % of items ranked by two labelers) and
-100k prompts, then times every agreement statistic on the rankings and the deduplication of
-the prompts. Targets: agreement < 2 s, dedup < 5 s.
+100k prompts, then times every agreement statistic on the rankings, the deduplication of
+the prompts, and the split check over those prompts stored in a SQLite database (one author
+per 20 prompts, splits assigned by the app's own service). Targets: agreement < 2 s,
+dedup < 5 s, split check < 1 s.
 
     .venv/bin/python benchmarks/quality.py [--rankings 100000] [--prompts 100000]
 """
 
 import argparse
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -15,7 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from app.services import agreement, hygiene, labeler_stats
+from app.db import Database
+from app.migrate import upgrade
+from app.models import Prompt
+from app.schemas.admin import ProjectSettingsIn
+from app.services import agreement, hygiene, labeler_stats, projects, splits
 from app.services.overlap import is_overlap
 
 WORDS = [
@@ -74,6 +81,32 @@ def make_prompts(count: int, seed: int = 1) -> list[str]:
         words = rng.choice(WORDS, size=rng.integers(5, 60))
         prompts.append(" ".join(words) + f" #{i}")
     return prompts
+
+
+def split_check_database(texts: list[str], directory: str) -> Database:
+    """A SQLite database holding the prompts, their authors' splits assigned by the service."""
+    url = f"sqlite:///{directory}/splits.db"
+    upgrade(url)
+    db = Database(url)
+    with db.session() as session:
+        project = projects.create_project(session, ProjectSettingsIn(name="split check"))
+        for start in range(0, len(texts), 10_000):
+            batch = [
+                Prompt(
+                    project_id=project.id,
+                    kind="plain",
+                    category="other",
+                    language="en",
+                    instruction=text,
+                    author_key=splits.author_key(external_user_id=f"u{n // 20}"),
+                )
+                for n, text in enumerate(texts[start : start + 10_000], start=start)
+            ]
+            splits.place(session, project, batch)
+            session.add_all(batch)
+            session.commit()
+            session.expunge_all()
+    return db
 
 
 def timed(label: str, function: Callable[[], Any]) -> tuple[Any, float]:
@@ -143,6 +176,17 @@ def main() -> None:
         f"dedup of {len(prompts)} prompts (target < 5 s)",
         lambda: hygiene.find_duplicates(prompts, min_prefix=100, percent=90),
     )
+
+    print("Splits:")
+    with tempfile.TemporaryDirectory() as directory:
+        db = split_check_database(prompts, directory)
+        with db.session(write=False) as session:
+            [report], _ = timed(
+                f"split check of {len(prompts)} prompts (target < 1 s)",
+                lambda: splits.check(session),
+            )
+        db.dispose()
+    print(f"  {sum(report.authors.values())} authors, ok: {report.ok}")
 
     # Memory is measured in a second, untimed pass: tracing allocations slows Python code.
     tracemalloc.start()
