@@ -8,7 +8,7 @@ completions attached to it. Each item has a fixed number of *slots* (annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -124,6 +124,13 @@ class Slot(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "index"),
         Index("ix_slots_state_item", "state", "item_id"),
+        # The head of the queue, oldest item first, whatever share of the slots is done.
+        Index(
+            "ix_slots_open_item",
+            "item_id",
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -61,7 +61,7 @@ def _head_of_queue(lease_expired: bool):  # type: ignore[no-untyped-def]
     claimable = _lease_expired(bindparam("now")) if lease_expired else Slot.state == "open"
     return (
         _available_to(claimable)
-        .order_by(Slot.item_id, Slot.id)
+        .order_by(Slot.item_id)  # item_id alone: the (state, item_id) index yields it in order
         .limit(bindparam("limit", type_=Integer))
     )
 
