@@ -200,10 +200,7 @@ def train(
             run.device
         ),
     }
-    steps_per_epoch = len(prompts) // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    steps_per_epoch, total_steps = run.step_counts(len(prompts))
     schedulers = [
         run.schedule(policy_optimizer, total_steps),
         run.schedule(value_optimizer, total_steps),

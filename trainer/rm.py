@@ -166,10 +166,7 @@ def train(
         reward_model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     reward_model, optimizer = run.accelerator.prepare(reward_model, optimizer)
-    steps_per_epoch = len(train_set) // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    steps_per_epoch, total_steps = run.step_counts(len(train_set))
     scheduler = run.schedule(optimizer, total_steps)
 
     state = run.load_checkpoint() or {"step": 0}

@@ -103,6 +103,15 @@ class Run:
         tensor = torch.as_tensor(value, dtype=torch.float64, device=self.device)
         return float(self.accelerator.reduce(tensor, reduction="sum"))
 
+    def step_counts(self, examples: int) -> tuple[int, int]:
+        """(optimizer steps per epoch, total steps) for this many training examples: whole
+        batches only, config.epochs of them, capped by config.max_steps."""
+        steps_per_epoch = examples // self.config.batch_size
+        total_steps = self.config.epochs * steps_per_epoch
+        if self.config.max_steps is not None:
+            total_steps = min(total_steps, self.config.max_steps)
+        return steps_per_epoch, total_steps
+
     def schedule(self, optimizer: torch.optim.Optimizer, total_steps: int):
         warmup = max(1, round(self.config.warmup_ratio * total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -111,10 +111,7 @@ def train(
         policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     policy, optimizer = run.accelerator.prepare(policy, optimizer)
-    steps_per_epoch = len(train_set) // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    steps_per_epoch, total_steps = run.step_counts(len(train_set))
     scheduler = run.schedule(optimizer, total_steps)
     reward_model = None
     if config.reward_model:
