@@ -66,19 +66,17 @@ def make_ranking(
     project: Project,
     labeler: User,
     ranks_by_text: dict[str, int] | None = None,
-    **extra: object,
 ) -> Ranking:
     """Let `labeler` take the next ranking task and rank it (by default in the order shown,
     or by completion text: {"answer 0": 2, ...}; equal ranks are ties)."""
     task = queue.next_task(session, project, labeler, "ranking")
     assert task is not None, "no ranking task is waiting for this labeler"
-    texts = {c.id: c.text for c in task.item.completions}
-    order = task.completion_order or []
-    ranks = [ranks_by_text[texts[cid]] if ranks_by_text else n for n, cid in enumerate(order, 1)]
-    judgements = [{"completion_id": cid, "rank": r} for cid, r in zip(order, ranks, strict=True)]
-    has_ties = len(set(ranks)) < len(ranks)
-    data = RankingIn.model_validate({"judgements": judgements, "has_ties": has_ties, **extra})
-    return submissions.submit_ranking(session, task.id, labeler, data)
+    shown = task.completion_order or []
+    completions = sorted(task.item.completions, key=lambda c: c.position)
+    ranks = [
+        ranks_by_text[c.text] if ranks_by_text else shown.index(c.id) + 1 for c in completions
+    ]
+    return rank_task(session, task, labeler, ranks)
 
 
 def make_demonstration(session: Session, project: Project, labeler: User, answer: str):  # type: ignore[no-untyped-def]
