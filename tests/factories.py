@@ -133,6 +133,20 @@ def rank_next(
     return rank_task(session, task, labeler, ranks, all_bad, flags)
 
 
+def make_agreeing_and_opposed_pair(session: Session) -> tuple[Project, User, User]:
+    """Ann and Bob rank the same two items: the same way on one, in opposite orders on the
+    other (full agreement, then none)."""
+    project = make_project(session, annotations_per_item=2)
+    make_ranking_item(session, project, k=4)
+    make_ranking_item(session, project, k=4)
+    ann, bob = make_user(session, username="ann"), make_user(session, username="bob")
+    rank_next(session, project, ann, [1, 2, 3, 4])
+    rank_next(session, project, bob, [1, 2, 3, 4])
+    rank_next(session, project, ann, [1, 2, 3, 4])
+    rank_next(session, project, bob, [4, 3, 2, 1])
+    return project, ann, bob
+
+
 def rank_task(
     session: Session,
     task: Task,

@@ -11,21 +11,19 @@ from app.schemas.labeling import SkipIn
 from app.schemas.quality import StatsFilter
 from app.services import queue
 from app.services.quality_report import project_report
-from tests.factories import make_project, make_ranking_item, make_user, rank_next
+from tests.factories import (
+    make_agreeing_and_opposed_pair,
+    make_project,
+    make_ranking_item,
+    make_user,
+    rank_next,
+)
 
 
 @pytest.fixture
 def two_labelers_on_two_items(session):
     """Ann and Bob rank the same two items: they agree fully on one, on no pair of the other."""
-    project = make_project(session, annotations_per_item=2)
-    make_ranking_item(session, project, k=4)
-    make_ranking_item(session, project, k=4)
-    ann, bob = make_user(session, username="ann"), make_user(session, username="bob")
-    rank_next(session, project, ann, [1, 2, 3, 4])
-    rank_next(session, project, bob, [1, 2, 3, 4])
-    rank_next(session, project, ann, [1, 2, 3, 4])
-    rank_next(session, project, bob, [4, 3, 2, 1])
-    return project, ann, bob
+    return make_agreeing_and_opposed_pair(session)
 
 
 def test_agreement_pools_the_pairs_of_every_item_ranked_twice(

@@ -10,6 +10,7 @@ from app.models import User
 from tests.factories import (
     bearer,
     login,
+    make_agreeing_and_opposed_pair,
     make_gold_item,
     make_project,
     make_ranking_item,
@@ -21,14 +22,7 @@ from tests.factories import (
 @pytest.fixture
 def ranked_project(session):
     """Ann and Bob ranked one item the same way and another in opposite orders."""
-    project = make_project(session, annotations_per_item=2)
-    make_ranking_item(session, project, k=4)
-    make_ranking_item(session, project, k=4)
-    ann, bob = make_user(session, username="ann"), make_user(session, username="bob")
-    rank_next(session, project, ann, [1, 2, 3, 4])
-    rank_next(session, project, bob, [1, 2, 3, 4])
-    rank_next(session, project, ann, [1, 2, 3, 4])
-    rank_next(session, project, bob, [4, 3, 2, 1])
+    project, _ann, _bob = make_agreeing_and_opposed_pair(session)
     return project
 
 
