@@ -100,7 +100,7 @@ def _check_role(user: User, role: str, what: str) -> None:
 
 
 def _web_role(role: str):  # type: ignore[no-untyped-def]
-    def dependency(user: Annotated[User, Depends(web_user)]) -> User:
+    async def dependency(user: Annotated[User, Depends(web_user)]) -> User:
         _check_role(user, role, "page")
         return user
 
@@ -132,7 +132,7 @@ def api_user(
 
 
 def _api_role(role: str):  # type: ignore[no-untyped-def]
-    def dependency(user: Annotated[User, Depends(api_user)]) -> User:
+    async def dependency(user: Annotated[User, Depends(api_user)]) -> User:
         _check_role(user, role, "endpoint")
         return user
 

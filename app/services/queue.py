@@ -75,9 +75,11 @@ def _candidates(
     rows: list[tuple[int, int, bool]] = []
     params = {"labeler_id": labeler_id, "project_id": project_id, "kind": kind, "now": now}
     for expired in (True, False):
-        found = session.execute(
-            _head_of_queue(expired), {**params, "limit": CANDIDATES_PER_TRY - len(rows)}
-        ).all()
+        found = (
+            session.connection()
+            .execute(_head_of_queue(expired), {**params, "limit": CANDIDATES_PER_TRY - len(rows)})
+            .all()
+        )
         rows += [(slot_id, item_id, expired) for slot_id, item_id in found]
         if len(rows) == CANDIDATES_PER_TRY:
             break
@@ -124,6 +126,42 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
     return None
 
 
+@cache
+def _claim():  # type: ignore[no-untyped-def]
+    """Compare-and-set: the slot becomes this labeler's only if it is still claimable.
+    Parameters: slot_id, now, labeler, expires."""
+    return (
+        update(Slot)
+        .where(Slot.id == bindparam("slot_id"), _claimable(bindparam("now")))
+        .values(
+            state="leased", labeler_id=bindparam("labeler"), lease_expires_at=bindparam("expires")
+        )
+        .returning(Slot.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@cache
+def _expire_previous_task():  # type: ignore[no-untyped-def]
+    """Parameters: leased_slot, now."""
+    return (
+        update(Task)
+        .where(Task.slot_id == bindparam("leased_slot"), Task.state == "active")
+        .values(state="expired", finished_at=bindparam("now"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+@cache
+def _item_with_prompt_and_completions():  # type: ignore[no-untyped-def]
+    """What the task page shows. Parameter: item_id."""
+    return (
+        select(Item)
+        .where(Item.id == bindparam("item_id"))
+        .options(joinedload(Item.prompt), selectinload(Item.completions))
+    )
+
+
 def _try_claim(
     session: Session,
     project: Project,
@@ -134,25 +172,13 @@ def _try_claim(
     now: datetime,
 ) -> Task | None:
     expires = now + timedelta(seconds=project.lease_seconds)
-    claimed = session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, _claimable(now))
-        .values(state="leased", labeler_id=labeler.id, lease_expires_at=expires)
-        .returning(Slot.id)
-    ).first()
-    if claimed is None:
+    claim = {"slot_id": slot_id, "now": now, "labeler": labeler.id, "expires": expires}
+    if session.connection().execute(_claim(), claim).first() is None:
         return None
     if lease_expired:  # whoever held this slot let the lease run out: their task is over
-        session.execute(
-            update(Task)
-            .where(Task.slot_id == slot_id, Task.state == "active")
-            .values(state="expired", finished_at=now)
-        )
+        session.connection().execute(_expire_previous_task(), {"leased_slot": slot_id, "now": now})
     # Load what the task page shows now, inside this transaction, rather than lazily after it.
-    item = session.get(
-        Item, item_id, options=[joinedload(Item.prompt), selectinload(Item.completions)]
-    )
-    assert item is not None
+    item = session.scalars(_item_with_prompt_and_completions(), {"item_id": item_id}).one()
     order = [c.id for c in item.completions]
     random.shuffle(order)
     task = Task(
@@ -173,19 +199,27 @@ def _try_claim(
     return task
 
 
-def _resume(session: Session, project: Project, labeler: User, kind: str) -> Task | None:
-    """Serve the labeler's unfinished task again (reloaded page, second tab), renewing its lease."""
-    task = session.scalar(
+@cache
+def _active_task():  # type: ignore[no-untyped-def]
+    """The labeler's newest active task of a kind. Parameters: labeler_id, project_id, kind."""
+    return (
         select(Task)
         .join(Item, Item.id == Task.item_id)
         .where(
-            Task.labeler_id == labeler.id,
+            Task.labeler_id == bindparam("labeler_id"),
             Task.state == "active",
-            Item.project_id == project.id,
-            Item.kind == kind,
+            Item.project_id == bindparam("project_id"),
+            Item.kind == bindparam("kind"),
         )
         .order_by(Task.id.desc())
         .limit(1)
+    )
+
+
+def _resume(session: Session, project: Project, labeler: User, kind: str) -> Task | None:
+    """Serve the labeler's unfinished task again (reloaded page, second tab), renewing its lease."""
+    task = session.scalar(
+        _active_task(), {"labeler_id": labeler.id, "project_id": project.id, "kind": kind}
     )
     if task is None:
         return None
@@ -206,9 +240,15 @@ def _resume(session: Session, project: Project, labeler: User, kind: str) -> Tas
     return task if renewed else None
 
 
+@cache
+def _task_with_item():  # type: ignore[no-untyped-def]
+    """Parameter: task_id."""
+    return select(Task).where(Task.id == bindparam("task_id")).options(joinedload(Task.item))
+
+
 def own_task(session: Session, task_id: int, labeler: User) -> Task:
     """The labeler's task; another labeler's task is reported as missing, not as forbidden."""
-    task = session.get(Task, task_id)
+    task = session.scalar(_task_with_item(), {"task_id": task_id})
     if task is None or task.labeler_id != labeler.id:
         raise NotFound(f"There is no task {task_id} for you.")
     return task

@@ -1,9 +1,11 @@
 """Storing a labeler's answer to a task: once, transactionally, and only while they hold it."""
 
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import Conflict, InvalidInput
 from app.models import Demonstration, Item, Project, Ranking, RankingEntry, Slot, Task, User
@@ -25,13 +27,11 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
         raise InvalidInput("This task asks for a demonstration, not a ranking.")
     if task.state == "submitted":
         return _stored(session, Ranking, task.id)
-    _check_ranking(session, task, data)
+    project = _check_ranking(session, task, data)
     now = _finish(session, task, labeler)
     if now is None:
         return _stored(session, Ranking, task.id)
     ranks = _dense(data)
-    project = session.get(Project, task.item.project_id)
-    assert project is not None
     elapsed = _elapsed_ms(task, now)
     ranking = Ranking(
         task_id=task.id,
@@ -45,9 +45,9 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
     )
     session.add(ranking)
     session.flush()
-    # One multi-row INSERT; as ORM objects, SQLite would get one INSERT ... RETURNING each.
-    session.execute(
-        insert(RankingEntry),
+    # One multi-row INSERT that hands back the rows: no INSERT per entry, no reload after.
+    entries = session.scalars(
+        insert(RankingEntry).returning(RankingEntry),
         [
             {
                 "ranking_id": ranking.id,
@@ -58,8 +58,8 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
             }
             for j in data.judgements
         ],
-    )
-    session.refresh(ranking, ["entries"])  # for the caller, read inside this transaction
+    ).all()
+    set_committed_value(ranking, "entries", sorted(entries, key=lambda e: e.rank))
     if data.better_answer:
         session.add(
             Demonstration(
@@ -120,7 +120,8 @@ def _check_open(task: Task) -> None:
         raise Conflict("You skipped this task, so it cannot be submitted any more.")
 
 
-def _check_ranking(session: Session, task: Task, data: RankingIn) -> None:
+def _check_ranking(session: Session, task: Task, data: RankingIn) -> Project:
+    """The task's project, once the ranking is known to fit the task and the project."""
     _check_open(task)
     shown = set(task.completion_order or [])
     given = {j.completion_id for j in data.judgements}
@@ -138,30 +139,57 @@ def _check_ranking(session: Session, task: Task, data: RankingIn) -> None:
         )
     if max(j.rank for j in data.judgements) > len(shown):
         raise InvalidInput(f"Ranks go from 1 to {len(shown)}.")
+    return project
+
+
+@cache
+def _take_task():  # type: ignore[no-untyped-def]
+    """Parameters: task_id, now."""
+    return (
+        update(Task)
+        .where(Task.id == bindparam("task_id"), Task.state == "active")
+        .values(state="submitted", finished_at=bindparam("now"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+@cache
+def _take_slot():  # type: ignore[no-untyped-def]
+    """Parameters: slot_id, holder."""
+    return (
+        update(Slot)
+        .where(
+            Slot.id == bindparam("slot_id"),
+            Slot.state == "leased",
+            Slot.labeler_id == bindparam("holder"),
+        )
+        .values(state="done", lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _finish(session: Session, task: Task, labeler: User) -> datetime | None:
     """Mark task and slot done and return the time; None if a concurrent copy of this
     submission won the race (its result is stored); raise if the lease went to someone else."""
     now = utcnow()
-    took_task = session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.state == "active")
-        .values(state="submitted", finished_at=now)
-    ).rowcount
+    took_task = (
+        session.connection().execute(_take_task(), {"task_id": task.id, "now": now}).rowcount
+    )
     if not took_task:
         session.rollback()
         session.refresh(task)
         _check_open(task)
         return None
-    took_slot = session.execute(
-        update(Slot)
-        .where(Slot.id == task.slot_id, Slot.state == "leased", Slot.labeler_id == labeler.id)
-        .values(state="done", lease_expires_at=None)
-    ).rowcount
+    took_slot = (
+        session.connection()
+        .execute(_take_slot(), {"slot_id": task.slot_id, "holder": labeler.id})
+        .rowcount
+    )
     if not took_slot:
         session.rollback()
         raise Conflict(LEASE_LOST)
+    set_committed_value(task, "state", "submitted")
+    set_committed_value(task, "finished_at", now)
     return now
 
 
