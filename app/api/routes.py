@@ -57,6 +57,102 @@ def me(user: ApiUser) -> api.UserOut:
     return api.UserOut.model_validate(user)
 
 
+# --- Labeling (the busiest routes, so first: FastAPI tries routes in order) -------------------
+
+
+@router.get("/me/today", tags=["labeling"], response_model=api.TodayOut)
+def today(session: SessionDep, labeler: ApiLabeler) -> api.TodayOut:
+    return api.TodayOut(**activity.done_today(session, labeler.id))
+
+
+@router.get("/projects/{project_id}/waiting", tags=["labeling"], response_model=api.WaitingOut)
+def waiting(project_id: int, session: SessionDep, labeler: ApiLabeler) -> api.WaitingOut:
+    projects.get_project(session, project_id)
+    return api.WaitingOut(**queue.waiting_counts(session, project_id, labeler.id))
+
+
+@router.post(
+    "/projects/{project_id}/prompts",
+    tags=["labeling"],
+    response_model=api.PromptCreated,
+    status_code=201,
+)
+def create_prompt(
+    project_id: int, data: PromptIn, session: SessionDep, labeler: ApiLabeler, response: Response
+) -> api.PromptCreated:
+    project = projects.get_project(session, project_id)
+    prompt, created = prompts.create_prompt(session, project, labeler, data)
+    if not created:
+        response.status_code = 200
+    return api.PromptCreated(**api.PromptOut.model_validate(prompt).model_dump(), created=created)
+
+
+@router.post(
+    "/projects/{project_id}/tasks/next",
+    tags=["labeling"],
+    response_model=api.TaskOut,
+    responses={204: {"description": "Nothing is waiting for this labeler"}},
+    summary="Lease the next task of a kind (or get back the one already leased)",
+)
+def next_task(
+    project_id: int, kind: str, session: SessionDep, labeler: ApiLabeler
+) -> api.TaskOut | Response:
+    project = projects.get_project(session, project_id)
+    task = queue.next_task(session, project, labeler, kind)
+    if task is None:
+        return Response(status_code=204)
+    return _task_out(session, task)
+
+
+@router.get("/tasks/{task_id}", tags=["labeling"], response_model=api.TaskOut)
+def get_task(task_id: int, session: SessionDep, labeler: ApiLabeler) -> api.TaskOut:
+    return _task_out(session, queue.own_task(session, task_id, labeler))
+
+
+@router.post("/tasks/{task_id}/ranking", tags=["labeling"], response_model=api.RankingOut)
+def submit_ranking(
+    task_id: int, data: RankingIn, session: SessionDep, labeler: ApiLabeler
+) -> api.RankingOut:
+    return api.RankingOut.model_validate(
+        submissions.submit_ranking(session, task_id, labeler, data)
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/demonstration", tags=["labeling"], response_model=api.DemonstrationOut
+)
+def submit_demonstration(
+    task_id: int, data: DemonstrationIn, session: SessionDep, labeler: ApiLabeler
+) -> api.DemonstrationOut:
+    demonstration = submissions.submit_demonstration(session, task_id, labeler, data)
+    return api.DemonstrationOut.model_validate(demonstration)
+
+
+@router.post("/tasks/{task_id}/skip", tags=["labeling"], response_model=api.TaskStateOut)
+def skip_task(
+    task_id: int, data: SkipIn, session: SessionDep, labeler: ApiLabeler
+) -> api.TaskStateOut:
+    return api.TaskStateOut.model_validate(queue.skip_task(session, task_id, labeler, data))
+
+
+def _task_out(session: SessionDep, task: Task) -> api.TaskOut:
+    view = queue.task_view(session, task)
+    return api.TaskOut(
+        id=task.id,
+        kind=task.item.kind,
+        state=task.state,
+        project_id=task.item.project_id,
+        prompt_id=view.prompt.id,
+        prompt_text=view.prompt.render(),
+        prompt_kind=view.prompt.kind,
+        category=view.prompt.category,
+        language=view.prompt.language,
+        completions=[api.ShownCompletion(id=cid, text=t) for cid, t in view.completions],
+        served_at=task.served_at,
+        lease_expires_at=task.lease_expires_at,
+    )
+
+
 # --- Projects (read: everyone; write: admins) ---------------------------------------------------
 
 
@@ -299,99 +395,3 @@ def revoke_token(
     user_id: int, token_id: int, session: SessionDep, _admin: ApiAdmin
 ) -> api.TokenOut:
     return api.TokenOut.model_validate(users.revoke_token(session, token_id, user_id))
-
-
-# --- Labeling --------------------------------------------------------------------------------
-
-
-@router.get("/me/today", tags=["labeling"], response_model=api.TodayOut)
-def today(session: SessionDep, labeler: ApiLabeler) -> api.TodayOut:
-    return api.TodayOut(**activity.done_today(session, labeler.id))
-
-
-@router.get("/projects/{project_id}/waiting", tags=["labeling"], response_model=api.WaitingOut)
-def waiting(project_id: int, session: SessionDep, labeler: ApiLabeler) -> api.WaitingOut:
-    projects.get_project(session, project_id)
-    return api.WaitingOut(**queue.waiting_counts(session, project_id, labeler.id))
-
-
-@router.post(
-    "/projects/{project_id}/prompts",
-    tags=["labeling"],
-    response_model=api.PromptCreated,
-    status_code=201,
-)
-def create_prompt(
-    project_id: int, data: PromptIn, session: SessionDep, labeler: ApiLabeler, response: Response
-) -> api.PromptCreated:
-    project = projects.get_project(session, project_id)
-    prompt, created = prompts.create_prompt(session, project, labeler, data)
-    if not created:
-        response.status_code = 200
-    return api.PromptCreated(**api.PromptOut.model_validate(prompt).model_dump(), created=created)
-
-
-@router.post(
-    "/projects/{project_id}/tasks/next",
-    tags=["labeling"],
-    response_model=api.TaskOut,
-    responses={204: {"description": "Nothing is waiting for this labeler"}},
-    summary="Lease the next task of a kind (or get back the one already leased)",
-)
-def next_task(
-    project_id: int, kind: str, session: SessionDep, labeler: ApiLabeler
-) -> api.TaskOut | Response:
-    project = projects.get_project(session, project_id)
-    task = queue.next_task(session, project, labeler, kind)
-    if task is None:
-        return Response(status_code=204)
-    return _task_out(session, task)
-
-
-@router.get("/tasks/{task_id}", tags=["labeling"], response_model=api.TaskOut)
-def get_task(task_id: int, session: SessionDep, labeler: ApiLabeler) -> api.TaskOut:
-    return _task_out(session, queue.own_task(session, task_id, labeler))
-
-
-@router.post("/tasks/{task_id}/ranking", tags=["labeling"], response_model=api.RankingOut)
-def submit_ranking(
-    task_id: int, data: RankingIn, session: SessionDep, labeler: ApiLabeler
-) -> api.RankingOut:
-    return api.RankingOut.model_validate(
-        submissions.submit_ranking(session, task_id, labeler, data)
-    )
-
-
-@router.post(
-    "/tasks/{task_id}/demonstration", tags=["labeling"], response_model=api.DemonstrationOut
-)
-def submit_demonstration(
-    task_id: int, data: DemonstrationIn, session: SessionDep, labeler: ApiLabeler
-) -> api.DemonstrationOut:
-    demonstration = submissions.submit_demonstration(session, task_id, labeler, data)
-    return api.DemonstrationOut.model_validate(demonstration)
-
-
-@router.post("/tasks/{task_id}/skip", tags=["labeling"], response_model=api.TaskStateOut)
-def skip_task(
-    task_id: int, data: SkipIn, session: SessionDep, labeler: ApiLabeler
-) -> api.TaskStateOut:
-    return api.TaskStateOut.model_validate(queue.skip_task(session, task_id, labeler, data))
-
-
-def _task_out(session: SessionDep, task: Task) -> api.TaskOut:
-    view = queue.task_view(session, task)
-    return api.TaskOut(
-        id=task.id,
-        kind=task.item.kind,
-        state=task.state,
-        project_id=task.item.project_id,
-        prompt_id=view.prompt.id,
-        prompt_text=view.prompt.render(),
-        prompt_kind=view.prompt.kind,
-        category=view.prompt.category,
-        language=view.prompt.language,
-        completions=[api.ShownCompletion(id=cid, text=t) for cid, t in view.completions],
-        served_at=task.served_at,
-        lease_expires_at=task.lease_expires_at,
-    )
