@@ -267,12 +267,16 @@ def finish_job(session: Session, job: Job, result: dict, data_dir: Path | None =
     return leases.finish_job(session, job.id, worker, done, data_dir)
 
 
-def make_policy_version(session: Session, directory: Path) -> ModelVersion:
-    """A policy version, registered as a finished SFT job registers it."""
+def make_policy_version(
+    session: Session, directory: Path, model: Path | None = None
+) -> ModelVersion:
+    """A policy version, registered as a finished SFT job registers it; `model` is its model
+    directory (by default one that only the registry accepts)."""
     base = make_base_version(session, directory / "base")
     snapshot = make_snapshot_dir(directory / "snapshot")
     job = make_job(session, "sft", {"snapshot": str(snapshot), "model_version_id": base.id})
-    finish_job(session, job, {"artifact_path": str(make_model_dir(directory / "model"))})
+    artifact = model or make_model_dir(directory / "model")
+    finish_job(session, job, {"artifact_path": str(artifact)})
     return session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
 
 
