@@ -8,6 +8,7 @@ import click
 from app.config import get_settings
 from app.db import Database
 from app.errors import ServiceError
+from app.models.jobs import JOB_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,8 +150,10 @@ def jobs_list() -> None:
             click.echo(f"#{job.id:<5} {job.kind:<7} {job.state:<10}{progress}")
 
 
-@jobs.command("create", help="Queue a job: KIND (sample|sft|rm|ppo) and --set key=value params.")
-@click.argument("kind", type=click.Choice(["sample", "sft", "rm", "ppo"]))
+@jobs.command(
+    "create", help="Queue a job: KIND (sample|sft|rm|ppo|evaluate) and --set key=value params."
+)
+@click.argument("kind", type=click.Choice(list(JOB_KINDS)))
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="a parameter; lists comma-separated (prompt_ids=1,2,3)")  # fmt: skip
 @click.option("--gpus", default=1, show_default=True, type=int)

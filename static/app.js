@@ -144,9 +144,31 @@ function setupRepeater(form, listSelector, templateSelector, addSelector) {
   return list;
 }
 
+// Comparing two answers: 1 and 2 choose A and B, 0 a tie, Enter submits the choice.
+function setupComparison(form) {
+  const keys = { "1": "a", "2": "b", "0": "tie" };
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (target.matches("textarea, select, input:not([type=radio])") || target.closest("details.skip")) return;
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    if (keys[event.key]) {
+      const radio = form.querySelector(`input[name=choice][value=${keys[event.key]}]`);
+      radio.checked = true;
+      radio.focus();
+      event.preventDefault();
+    } else if (event.key === "Enter" && target.tagName !== "BUTTON" && target.tagName !== "A") {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const ranking = document.querySelector("#ranking-form");
   if (ranking) setupRanking(ranking);
+
+  const comparison = document.querySelector("#comparison-form");
+  if (comparison) setupComparison(comparison);
 
   const prompt = document.querySelector("#prompt-form");
   if (prompt) {

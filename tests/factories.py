@@ -6,17 +6,36 @@ import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Item, Job, ModelVersion, Project, Prompt, Ranking, Task, User, Worker
+from app.models import (
+    Comparison,
+    Item,
+    Job,
+    ModelVersion,
+    Project,
+    Prompt,
+    Ranking,
+    Task,
+    User,
+    Worker,
+)
 from app.schemas.admin import CompletionIn, NewPromptIn, ProjectSettingsIn, RankingItemIn, UserIn
-from app.schemas.jobs import BaseModelIn, JobIn
-from app.schemas.labeling import CompletionJudgement, DemonstrationIn, PromptIn, RankingIn
+from app.schemas.jobs import BaseModelIn, ClaimIn, FinishIn, JobIn
+from app.schemas.labeling import (
+    ComparisonIn,
+    CompletionJudgement,
+    DemonstrationIn,
+    PromptIn,
+    RankingIn,
+)
 from app.schemas.screening import GoldItemIn, ScreeningPromptIn, ScreeningSettingsIn
 from app.services import (
     gold,
     imports,
     jobs,
+    leases,
     projects,
     prompts,
     queue,
@@ -236,3 +255,71 @@ def make_job(
     return jobs.create_job(
         session, JobIn(kind=kind, params=params, gpus=gpus), None, data_dir or Path("/nonexistent")
     )
+
+
+def finish_job(session: Session, job: Job, result: dict, data_dir: Path | None = None) -> Job:
+    """A worker claims the job (the oldest queued one) and reports it done with `result`."""
+    data_dir = data_dir or Path("/nonexistent")
+    worker, _ = make_worker(session, f"worker-{next(_counter)}")
+    spec = leases.claim_job(session, worker, ClaimIn(kinds=[job.kind]), data_dir)
+    assert spec is not None and spec.job_id == job.id, "another job is first in the queue"
+    done = FinishIn(lease=spec.lease, outcome="succeeded", result=result)
+    return leases.finish_job(session, job.id, worker, done, data_dir)
+
+
+def make_policy_version(
+    session: Session, directory: Path, model: Path | None = None
+) -> ModelVersion:
+    """A policy version, registered as a finished SFT job registers it; `model` is its model
+    directory (by default one that only the registry accepts)."""
+    base = make_base_version(session, directory / "base")
+    snapshot = make_snapshot_dir(directory / "snapshot")
+    job = make_job(session, "sft", {"snapshot": str(snapshot), "model_version_id": base.id})
+    artifact = model or make_model_dir(directory / "model")
+    finish_job(session, job, {"artifact_path": str(artifact)})
+    return session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
+
+
+def make_test_project(session: Session, prompts: int = 2, **settings: object) -> Project:
+    """A project whose prompts all land in the test split, with `prompts` of them from an
+    author who labels nothing."""
+    project = make_project(session, split_train=0, split_validation=0, split_test=1, **settings)
+    author = make_user(session)
+    for _ in range(prompts):
+        make_prompt(session, project, author)
+    return project
+
+
+def make_evaluation(
+    session: Session, project: Project, a: ModelVersion, b: ModelVersion, **params: object
+) -> Job:
+    data = {"project_id": project.id, "model_version_a_id": a.id, "model_version_b_id": b.id}
+    return make_job(session, "evaluate", {**data, **params})
+
+
+def answer_evaluation(session: Session, job: Job) -> Job:
+    """The worker's result for an evaluate job: A answers prompt p with "A answers p", B with
+    "B answers p"; they become comparison tasks."""
+    a, b = job.params["model_version_a_id"], job.params["model_version_b_id"]
+    items = [
+        {
+            "prompt_id": p,
+            "completions": [
+                {"text": f"A answers {p}", "model_version_id": a},
+                {"text": f"B answers {p}", "model_version_id": b},
+            ],
+        }
+        for p in job.params["prompt_ids"]
+    ]
+    return finish_job(session, job, {"items": items})
+
+
+def compare_next(session: Session, project: Project, labeler: User, prefer: str) -> Comparison:
+    """The labeler takes their next comparison task and prefers the answer of version "A" or
+    "B" (or calls it a "tie"), wherever it is shown."""
+    task = queue.next_task(session, project, labeler, "comparison")
+    assert task is not None, "no comparison task is waiting for this labeler"
+    texts = {c.id: c.text for c in task.item.completions}
+    shown = [texts[cid] for cid in task.completion_order or []]
+    choice = "tie" if prefer == "tie" else "a" if shown[0].startswith(prefer) else "b"
+    return submissions.submit_comparison(session, task.id, labeler, ComparisonIn(choice=choice))

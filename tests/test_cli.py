@@ -161,6 +161,28 @@ def test_jobs_are_queued_listed_and_cancelled_from_the_command_line(
     assert "cancelled" in rankery(empty_url, "jobs", "cancel", "1").stdout
 
 
+def test_an_evaluate_job_is_queued_from_the_command_line(empty_url: str, tmp_path: Path) -> None:
+    from tests.factories import make_policy_version, make_test_project
+
+    rankery(empty_url, "migrate")
+    with Database(empty_url).session() as session:
+        project = make_test_project(session, prompts=1)
+        a, b = (make_policy_version(session, tmp_path / name) for name in ("a", "b"))
+        ids = project.id, a.id, b.id
+
+    def create(*params: str) -> subprocess.CompletedProcess:
+        sets = [arg for param in params for arg in ("--set", param)]
+        return rankery(empty_url, "jobs", "create", "evaluate", *sets)
+
+    created = create(f"project_id={ids[0]}", f"model_version_a_id={ids[1]}",
+                     f"model_version_b_id={ids[2]}", "labeler_group=training")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "(evaluate)" in created.stdout
+    same = create(f"project_id={ids[0]}", f"model_version_a_id={ids[1]}",
+                  f"model_version_b_id={ids[1]}")  # fmt: skip
+    assert same.returncode != 0 and "the same version as A" in same.stderr
+
+
 def test_worker_tokens_are_created_on_the_command_line(empty_url: str) -> None:
     rankery(empty_url, "migrate")
     result = rankery(empty_url, "workers", "create", "gpu-box")

@@ -1,5 +1,6 @@
 """Sample jobs: K completions per prompt from one or more model versions, completion j of each
-prompt drawn from version j mod (number of versions). Run by `rankery worker` as
+prompt drawn from version j mod (number of versions). Evaluate jobs are sampled the same way,
+with K = 2 and the versions A and B (one answer each). Run by `rankery worker` as
 
     python -m trainer.sample --spec SPEC.json --out RUN_DIR
 
@@ -28,9 +29,17 @@ EMPTY_RETRIES = 3  # a completion that is empty (EOS at once) is drawn again thi
 EMPTY_ANSWER = "(the model gave no answer)"
 
 
+def draws(spec: dict[str, Any]) -> tuple[int, list[str]]:
+    """Completions per prompt, and the versions that write them in turn."""
+    params = spec["params"]
+    if spec["kind"] == "evaluate":
+        return 2, [str(params["model_version_a_id"]), str(params["model_version_b_id"])]
+    return params["k"], [str(v) for v in params["model_version_ids"]]
+
+
 def generate(spec: dict[str, Any], out: Path) -> dict[str, Any]:
     params, prompts = spec["params"], spec["prompts"]
-    k, versions = params["k"], [str(v) for v in params["model_version_ids"]]
+    k, versions = draws(spec)
     torch.manual_seed(params["seed"])
     texts: dict[tuple[int, int], str] = {}  # (prompt index, slot) -> completion
     wanted, started = len(prompts) * k, time.perf_counter()

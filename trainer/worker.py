@@ -3,10 +3,10 @@ database access, only the app's URL and a worker token.
 
 Each job runs as a child process: `python -m trainer.STAGE` (or `accelerate launch` when the
 job wants more than one GPU and the machine has them) for sft/rm/ppo, `python -m trainer.sample`
-for sample jobs. While it runs, the worker heartbeats with the progress (`progress.json`), new
-lines of `metrics.jsonl` and of the child's output; it stops the child when the app asks for a
-cancel or when the lease was lost. A job that comes back after a lost lease finds its run
-directory with checkpoints and resumes (`--resume`).
+for sample and evaluate jobs. While it runs, the worker heartbeats with the progress
+(`progress.json`), new lines of `metrics.jsonl` and of the child's output; it stops the child
+when the app asks for a cancel or when the lease was lost. A job that comes back after a lost
+lease finds its run directory with checkpoints and resumes (`--resume`).
 
 Artifacts: the run directory the app names (DATA_DIR/jobs/<id>) must be on storage the app and
 the worker share (one machine, or a shared volume); the finished model is registered by path.
@@ -29,6 +29,7 @@ import httpx
 
 log = logging.getLogger("trainer.worker")
 REFERENCES = {"snapshot", "model_version_id", "reward_model_version_id"}
+SAMPLED = ("sample", "evaluate")  # jobs run by trainer.sample
 ERROR_LINES = 30  # output lines kept in a failed job's error
 
 
@@ -106,7 +107,7 @@ def local_gpus() -> int:
 def command(spec: dict[str, Any], gpus: int) -> list[str]:
     """The child process that runs the job."""
     run_dir = Path(spec["run_dir"])
-    if spec["kind"] == "sample":
+    if spec["kind"] in SAMPLED:
         return [sys.executable, "-m", "trainer.sample", "--spec", str(run_dir / "spec.json"),
                 "--out", str(run_dir)]  # fmt: skip
     processes = min(spec["gpus"], gpus)
@@ -233,7 +234,7 @@ def _report(lease: str, run_dir: Path, metrics: _MetricsTail, output: _Output) -
 
 
 def _result(spec: dict[str, Any], run_dir: Path, metrics: _MetricsTail) -> dict[str, Any]:
-    if spec["kind"] == "sample":
+    if spec["kind"] in SAMPLED:
         return json.loads((run_dir / "samples.json").read_text())
     metrics.new_lines()
     return {"artifact_path": str(run_dir / "model"), "metrics": metrics.final()}

@@ -1,7 +1,9 @@
 """/api/v1 for jobs: admins create, watch, cancel and retry jobs, manage worker tokens and model
 versions; workers (worker tokens only) claim jobs, heartbeat and finish them."""
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.routes import ERRORS
 from app.deps import ApiAdmin, SessionDep, WorkerToken
@@ -9,6 +11,7 @@ from app.models import Job
 from app.schemas.jobs import (
     BaseModelIn,
     ClaimIn,
+    EvaluationOut,
     FinishIn,
     HeartbeatIn,
     HeartbeatOut,
@@ -17,11 +20,13 @@ from app.schemas.jobs import (
     JobOut,
     JobSpec,
     ModelVersionOut,
+    PairWinRateOut,
+    VersionComparisonOut,
     WorkerCreated,
     WorkerIn,
     WorkerOut,
 )
-from app.services import jobs, leases, registry, workers
+from app.services import evaluations, jobs, leases, registry, workers
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -58,12 +63,59 @@ def retry_job(job_id: int, session: SessionDep, admin: ApiAdmin) -> JobOut:
     return JobOut.model_validate(jobs.retry_job(session, job_id, admin))
 
 
+@router.get(
+    "/jobs/{job_id}/evaluation",
+    tags=["jobs"],
+    response_model=EvaluationOut,
+    summary="An evaluate job's comparisons so far: A's win rate over B with a 95 % interval",
+)
+def job_evaluation(job_id: int, session: SessionDep, _admin: ApiAdmin) -> EvaluationOut:
+    evaluation = evaluations.job_evaluation(session, jobs.get_job(session, job_id))
+    params = evaluation.job.params
+    return EvaluationOut.model_validate(
+        {
+            "job_id": job_id,
+            "state": evaluation.job.state,
+            "model_version_a_id": params["model_version_a_id"],
+            "model_version_b_id": params["model_version_b_id"],
+            "labeler_group": params["labeler_group"],
+            "pairs": evaluation.pairs,
+            "wanted": evaluation.wanted,
+            "win_rate": evaluation.result,
+        }
+    )
+
+
 # --- Model versions and worker tokens (admins) -------------------------------------------------
 
 
 @router.get("/model-versions", tags=["models"], response_model=list[ModelVersionOut])
 def list_versions(session: SessionDep, _admin: ApiAdmin) -> list[ModelVersionOut]:
     return [ModelVersionOut.model_validate(v) for v in registry.list_versions(session)]
+
+
+@router.get(
+    "/model-versions/compare",
+    tags=["models"],
+    response_model=VersionComparisonOut,
+    summary="Two or more versions side by side, with the win rates between them",
+)
+def compare_versions(
+    session: SessionDep,
+    _admin: ApiAdmin,
+    ids: Annotated[list[int], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+) -> VersionComparisonOut:
+    compared = registry.side_by_side(session, ids)
+    return VersionComparisonOut(
+        versions=[ModelVersionOut.model_validate(v) for v in compared.versions],
+        win_rates=[
+            PairWinRateOut.model_validate(
+                {"model_version_a_id": a, "model_version_b_id": b, "win_rate": rate}
+            )
+            for (a, b), rate in compared.win_rates.items()
+            if a < b
+        ],
+    )
 
 
 @router.post("/model-versions", tags=["models"], response_model=ModelVersionOut, status_code=201)

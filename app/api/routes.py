@@ -12,7 +12,7 @@ from app.errors import validated
 from app.models import Task
 from app.schemas import api
 from app.schemas.admin import GroupIn, ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
-from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
+from app.schemas.labeling import ComparisonIn, DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.schemas.quality import (
     HeldPromptOut,
     QualityReportOut,
@@ -126,6 +126,19 @@ def submit_demonstration(
 ) -> api.DemonstrationOut:
     demonstration = submissions.submit_demonstration(session, task_id, labeler, data)
     return api.DemonstrationOut.model_validate(demonstration)
+
+
+@router.post(
+    "/tasks/{task_id}/comparison",
+    tags=["labeling"],
+    response_model=api.ComparisonOut,
+    summary="Choose between the two answers: a is the first shown, b the second, or a tie",
+)
+def submit_comparison(
+    task_id: int, data: ComparisonIn, session: SessionDep, labeler: ApiLabeler
+) -> api.ComparisonOut:
+    comparison = submissions.submit_comparison(session, task_id, labeler, data)
+    return api.ComparisonOut.model_validate(comparison)
 
 
 @router.post("/tasks/{task_id}/skip", tags=["labeling"], response_model=api.TaskStateOut)

@@ -7,6 +7,7 @@ from app.models.screening import GoldAnswer, ScreeningAttempt, ScreeningTest
 from app.models.snapshot import Snapshot
 from app.models.user import ApiToken, LoginThrottle, User
 from app.models.work import (
+    Comparison,
     Completion,
     Demonstration,
     Item,
@@ -20,6 +21,7 @@ from app.models.work import (
 __all__ = [
     "ApiToken",
     "Base",
+    "Comparison",
     "Completion",
     "Demonstration",
     "GoldAnswer",

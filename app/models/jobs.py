@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 from app.models.base import utcnow
 
-JOB_KINDS = ("sample", "sft", "rm", "ppo")
+JOB_KINDS = ("sample", "sft", "rm", "ppo", "evaluate")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
 MODEL_KINDS = ("base", "policy", "reward")

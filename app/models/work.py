@@ -1,8 +1,9 @@
 """What labelers produce and the queue that hands it out.
 
-An *item* is one unit of queued work on a prompt: write a demonstration for it, or rank the K
-completions attached to it. Each item has a fixed number of *slots* (annotations wanted); a
-*task* is one labeler's lease on one slot. A labeler has at most one task per item, ever.
+An *item* is one unit of queued work on a prompt: write a demonstration for it, rank the K
+completions attached to it, or compare two (an evaluate job's answers from two model
+versions). Each item has a fixed number of *slots* (annotations wanted); a *task* is one
+labeler's lease on one slot. A labeler has at most one task per item, ever.
 """
 
 from datetime import datetime
@@ -95,10 +96,14 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "demonstration" | "ranking"
+    kind: Mapped[str] = mapped_column(String(16))  # "demonstration" | "ranking" | "comparison"
     purpose: Mapped[str] = mapped_column(String(10), default="work")  # ITEM_PURPOSES
     # Set for imported items, so that importing the same file again adds nothing.
     external_id: Mapped[str | None] = mapped_column(String(200))
+    # The job whose results this item holds (an evaluate job's comparisons).
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # Served only to labelers of this group (LABELER_GROUPS); None: to anyone.
+    labeler_group: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     prompt: Mapped[Prompt] = relationship()
@@ -117,6 +122,8 @@ class Completion(Base):
     model_name: Mapped[str | None] = mapped_column(String(200))
     sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     external_id: Mapped[str | None] = mapped_column(String(200))  # e.g. "oasst:<message id>"
+    # The registered model that wrote it, when known (evaluate jobs need it for win rates).
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
 
 
 class Slot(Base):
@@ -197,6 +204,23 @@ class RankingEntry(Base):
     hallucination: Mapped[bool] = mapped_column(default=False)
     harmful: Mapped[bool] = mapped_column(default=False)
     sexual_or_violent: Mapped[bool] = mapped_column(default=False)
+
+
+class Comparison(Base):
+    """One labeler's choice between the two completions of a comparison item."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    labeler_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The preferred completion; None for a tie.
+    winner_id: Mapped[int | None] = mapped_column(ForeignKey("completions.id"))
+    time_spent_ms: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Submitted faster than the project's minimum (app/services/pace.py).
+    too_fast: Mapped[bool] = mapped_column(default=False)
 
 
 class Demonstration(Base):

@@ -97,12 +97,14 @@ class TaskOut(BaseModel):
 class WaitingOut(BaseModel):
     ranking: int
     demonstration: int
+    comparison: int
 
 
 class TodayOut(BaseModel):
     prompts: int
     demonstrations: int
     rankings: int
+    comparisons: int
     skips: int
 
 
@@ -124,6 +126,14 @@ class RankingOut(Out):
     time_spent_ms: int | None
     created_at: datetime
     entries: list[RankingEntryOut]
+
+
+class ComparisonOut(Out):
+    id: int
+    task_id: int
+    winner_id: int | None  # the preferred completion; null for a tie
+    time_spent_ms: int
+    created_at: datetime
 
 
 class MessageOut(BaseModel):

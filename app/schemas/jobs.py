@@ -77,15 +77,39 @@ class SampleParams(Strict):
     seed: int = Field(default=0, ge=0)
 
 
+class EvaluateParams(Strict):
+    """Two policy versions answer the same test-split prompts of a project; labelers of one
+    group compare the answers pairwise (app/services/evaluations.py)."""
+
+    project_id: int
+    model_version_a_id: int = Field(description="policy version A (its win rate is reported)")
+    model_version_b_id: int = Field(description="policy version B, the baseline")
+    labeler_group: Literal["training", "held_out"] = Field(
+        default="training", description="who compares: training or held_out labelers"
+    )
+    prompt_ids: list[int] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="test-split prompts to answer (default: the project's, oldest first)",
+    )
+    max_prompts: int = Field(default=100, ge=1, le=10_000, description="when prompt_ids is empty")
+    annotations_per_prompt: int = Field(default=1, ge=1, le=10, description="labelers per pair")
+    temperature: float = Field(default=1.0, gt=0, le=10)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_new_tokens: int = Field(default=128, ge=1, le=8192)
+    seed: int = Field(default=0, ge=0)
+
+
 PARAMS: dict[str, type[Strict]] = {
     "sample": SampleParams,
     "sft": SftParams,
     "rm": RmParams,
     "ppo": PpoParams,
+    "evaluate": EvaluateParams,
 }
 # Parameters that are references, not trainer options.
 REFERENCES = {"snapshot", "model_version_id", "reward_model_version_id"}
-JobKind = Literal["sample", "sft", "rm", "ppo"]
+JobKind = Literal["sample", "sft", "rm", "ppo", "evaluate"]
 
 
 class JobIn(Strict):
@@ -148,7 +172,7 @@ class WorkerCreated(WorkerOut):
 
 
 class ClaimIn(Strict):
-    kinds: list[JobKind] = Field(default_factory=lambda: ["sample", "sft", "rm", "ppo"])
+    kinds: list[JobKind] = Field(default_factory=lambda: ["sample", "sft", "rm", "ppo", "evaluate"])
     lease_seconds: int = Field(default=60, ge=1, le=3600)
     max_gpus: int = Field(default=64, ge=0, le=64, description="claim only jobs wanting ≤ this")
 
@@ -167,7 +191,7 @@ class JobSpec(BaseModel):
     data: str | None = None  # snapshot directory
     model: str | None = None
     reward_model: str | None = None
-    # Sample jobs: the prompts to answer and the model versions to answer them.
+    # Sample and evaluate jobs: the prompts to answer and the model versions to answer them.
     prompts: list[dict[str, Any]] = Field(default_factory=list)
     models: dict[str, str] = Field(default_factory=dict)  # model version id -> path
 
@@ -219,3 +243,41 @@ class ModelVersionOut(Out):
     artifact_path: str
     job_id: int | None
     created_at: datetime
+
+
+# --- Evaluations -----------------------------------------------------------------------------
+
+
+class WinRateOut(Out):
+    """Version A's win rate over B: ties count half; low and high bound the 95 % Wilson score
+    interval. rate, low and high are null before the first comparison."""
+
+    wins: int
+    ties: int
+    losses: int
+    comparisons: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+
+class EvaluationOut(BaseModel):
+    job_id: int
+    state: str
+    model_version_a_id: int
+    model_version_b_id: int
+    labeler_group: str
+    pairs: int = Field(description="prompts answered by both versions")
+    wanted: int = Field(description="comparisons asked of labelers")
+    win_rate: WinRateOut = Field(description="of version A over version B")
+
+
+class PairWinRateOut(BaseModel):
+    model_version_a_id: int
+    model_version_b_id: int
+    win_rate: WinRateOut = Field(description="of version A over version B, all evaluations")
+
+
+class VersionComparisonOut(BaseModel):
+    versions: list[ModelVersionOut]
+    win_rates: list[PairWinRateOut]

@@ -151,3 +151,9 @@ class RankingIn(Strict):
 class SkipIn(Strict):
     reason: Literal[tuple(SKIP_REASONS)]  # type: ignore[valid-type]
     note: OptionalText | None = None
+
+
+class ComparisonIn(Strict):
+    """a and b are the first and second answer in the order the task showed them."""
+
+    choice: Literal["a", "b", "tie"]

@@ -5,12 +5,13 @@ from datetime import datetime, time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Demonstration, Prompt, Ranking, Task
+from app.models import Comparison, Demonstration, Prompt, Ranking, Task
 from app.models.base import utcnow
 
 
 def done_today(session: Session, labeler_id: int, now: datetime | None = None) -> dict[str, int]:
-    """Counts since midnight UTC of the labeler's prompts, demonstrations, rankings and skips."""
+    """Counts since midnight UTC of the labeler's prompts, demonstrations, rankings,
+    comparisons and skips."""
     since = datetime.combine((now or utcnow()).date(), time.min)
 
     def count(query) -> int:  # type: ignore[no-untyped-def]
@@ -28,6 +29,11 @@ def done_today(session: Session, labeler_id: int, now: datetime | None = None) -
         "rankings": count(
             select(func.count()).where(
                 Ranking.labeler_id == labeler_id, Ranking.created_at >= since
+            )
+        ),
+        "comparisons": count(
+            select(func.count()).where(
+                Comparison.labeler_id == labeler_id, Comparison.created_at >= since
             )
         ),
         "skips": count(

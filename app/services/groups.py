@@ -10,11 +10,11 @@ the trainer's snapshots) adds
 to its query. The quality report shows held-out agreement separately.
 """
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.errors import InvalidInput
-from app.models import User
+from app.models import Item, User
 from app.models.user import LABELER_GROUPS
 from app.services.users import get_user
 
@@ -29,6 +29,13 @@ def training_labeler_condition(labeler_id: InstrumentedAttribute[int]) -> Column
 def held_out_labeler_condition(labeler_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
     """True for work whose labeler is in the held-out group (for evaluation sets)."""
     return labeler_id.in_(select(User.id).where(User.labeler_group == "held_out"))
+
+
+def item_open_to(labeler_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """True for items the labeler may be served: those for anyone, and those meant for the
+    labeler's group (an evaluation's comparisons)."""
+    group = select(User.labeler_group).where(User.id == labeler_id).scalar_subquery()
+    return or_(Item.labeler_group.is_(None), Item.labeler_group == group)
 
 
 def set_group(session: Session, user_id: int, group: str) -> User:

@@ -13,7 +13,8 @@ from app.errors import Conflict, InvalidInput, NotFound, validated
 from app.models import Job, ModelVersion, Project, Prompt, User
 from app.models.base import utcnow
 from app.models.jobs import FINISHED_STATES
-from app.schemas.jobs import PARAMS, JobIn, PpoParams, SampleParams, TrainParams
+from app.schemas.jobs import PARAMS, EvaluateParams, JobIn, PpoParams, SampleParams, TrainParams
+from app.services import evaluations
 
 # The snapshot files each training stage reads (train split).
 STAGE_FILES = {"sft": ["sft"], "rm": ["rm"], "ppo": ["ppo"]}
@@ -23,6 +24,8 @@ def create_job(session: Session, data: JobIn, user: User | None, data_dir: Path)
     params = validated(PARAMS[data.kind], data.params)
     if isinstance(params, SampleParams):
         _check_sample(session, params)
+    elif isinstance(params, EvaluateParams):
+        params = evaluations.check_params(session, params)
     else:
         assert isinstance(params, TrainParams)
         _check_training(session, data.kind, params, data_dir)

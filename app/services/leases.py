@@ -17,7 +17,7 @@ from app.errors import Conflict, NotFound
 from app.models import Job, JobMetric, ModelVersion, Prompt, Worker
 from app.models.base import utcnow
 from app.schemas.jobs import ClaimIn, FinishIn, HeartbeatIn, JobSpec
-from app.services import registry, sampling
+from app.services import evaluations, registry, sampling
 from app.services.jobs import resolve_snapshot
 
 LOG_TAIL_LINES = 200
@@ -141,13 +141,16 @@ def finish_job(
     data_dir: Path,
     now: datetime | None = None,
 ) -> Job:
-    """Ends the job. Success registers its result (a model version, or completions in the
-    ranking queue) in the same commit; a result that does not check out changes nothing."""
+    """Ends the job. Success registers its result (a model version, completions in the
+    ranking queue, or comparison tasks) in the same commit; a result that does not check out
+    changes nothing."""
     now = now or utcnow()
     job = _held(session, job_id, worker, data.lease, now)
     if data.outcome == "succeeded":
         if job.kind == "sample":
             sampling.add_samples(session, job, data.result)
+        elif job.kind == "evaluate":
+            evaluations.add_comparisons(session, job, data.result)
         else:
             registry.add_trained_version(session, job, data.result, data_dir)
         if job.total_steps:
@@ -192,15 +195,18 @@ def _spec(session: Session, job: Job, data_dir: Path) -> JobSpec:
         params=params,
         run_dir=str((data_dir / "jobs" / str(job.id)).resolve()),
     )
-    if job.kind == "sample":
+    if job.kind in ("sample", "evaluate"):
         prompts = session.scalars(select(Prompt).where(Prompt.id.in_(params["prompt_ids"])))
         by_id = {p.id: p for p in prompts}
         spec.prompts = [
             {"id": pid, "text": by_id[pid].render()} for pid in params["prompt_ids"] if pid in by_id
         ]
-        spec.models = {
-            str(v): _artifact(session, v) for v in dict.fromkeys(params["model_version_ids"])
-        }
+        versions = (
+            params["model_version_ids"]
+            if job.kind == "sample"
+            else [params["model_version_a_id"], params["model_version_b_id"]]
+        )
+        spec.models = {str(v): _artifact(session, v) for v in dict.fromkeys(versions)}
         return spec
     spec.data = str(resolve_snapshot(params["snapshot"], data_dir))
     spec.model = _artifact(session, params["model_version_id"])

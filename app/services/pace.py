@@ -20,7 +20,7 @@ from statistics import median
 from sqlalchemy import ColumnElement, case, func, select, union_all
 from sqlalchemy.orm import Session
 
-from app.models import Demonstration, Item, Project, Ranking, Task, User
+from app.models import Comparison, Demonstration, Item, Project, Ranking, Task, User
 
 MEDIAN_SAMPLE = 1000
 MIN_MEDIAN_SAMPLES = 20
@@ -42,6 +42,12 @@ def _recent_times(session: Session, project: Project, kind: str) -> list[int]:
             select(Ranking.time_spent_ms)
             .join(Item, Item.id == Ranking.item_id)
             .order_by(Ranking.id.desc())
+        )
+    elif kind == "comparison":
+        query = (
+            select(Comparison.time_spent_ms)
+            .join(Item, Item.id == Comparison.item_id)
+            .order_by(Comparison.id.desc())
         )
     else:
         query = (

@@ -18,9 +18,9 @@ from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import SkipIn
-from app.services import gold, hygiene
+from app.services import gold, groups, hygiene
 
-ITEM_KINDS = ("ranking", "demonstration")
+ITEM_KINDS = ("ranking", "demonstration", "comparison")
 CANDIDATES_PER_TRY = 16
 CLAIM_TRIES = 4
 
@@ -35,8 +35,8 @@ def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
 
 def _available_to(*claimable):  # type: ignore[no-untyped-def]
     """Slots the labeler may be served: normal work (gold items come through gold.py), not
-    their own prompt, not an item they already had, prompts cleared by hygiene. Parameters:
-    labeler_id, project_id, kind."""
+    their own prompt, not an item they already had, prompts cleared by hygiene, items meant for
+    the labeler's group. Parameters: labeler_id, project_id, kind."""
     labeler_id = bindparam("labeler_id")
     return (
         select(Slot.id, Slot.item_id)
@@ -50,6 +50,7 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             hygiene.usable(),
             ~exists().where(Task.item_id == Item.id, Task.labeler_id == labeler_id),
+            groups.item_open_to(labeler_id),
         )
     )
 

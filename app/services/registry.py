@@ -1,5 +1,6 @@
 """The model registry: every trained or registered model is a model version with its lineage."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, ModelVersion, User
 from app.schemas.jobs import BaseModelIn
+from app.services.evaluations import WinRate, win_rate_matrix
 from app.services.jobs import resolve_snapshot
 
 TRAINED_KINDS = {"sft": "policy", "rm": "reward", "ppo": "policy"}
@@ -85,6 +87,35 @@ def lineage(session: Session, version: ModelVersion) -> list[list[ModelVersion]]
         parents = list(session.scalars(select(ModelVersion).where(ModelVersion.id.in_(ids))))
         seen.update(p.id for p in parents)
         generations.insert(0, sorted(parents, key=lambda p: p.id))
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """Versions next to each other: lineage, the union of their config and metric names, and
+    the win rate of each (row) over each other (column) where labelers compared them."""
+
+    versions: list[ModelVersion]
+    lineages: dict[int, list[list[ModelVersion]]]
+    config_keys: list[str]
+    metric_keys: list[str]
+    win_rates: dict[tuple[int, int], WinRate]
+
+
+def side_by_side(session: Session, version_ids: list[int]) -> SideBySide:
+    ids = list(dict.fromkeys(version_ids))
+    if len(ids) < 2:
+        raise InvalidInput("Choose at least two model versions to compare.")
+    found = {v.id: v for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(ids)))}
+    if missing := [i for i in ids if i not in found]:
+        raise InvalidInput(f"There is no model version {', '.join(map(str, missing))}.")
+    versions = [found[i] for i in ids]
+    return SideBySide(
+        versions=versions,
+        lineages={v.id: lineage(session, v) for v in versions},
+        config_keys=sorted({k for v in versions for k in v.config}),
+        metric_keys=sorted({k for v in versions for k in v.metrics}),
+        win_rates=win_rate_matrix(session, ids),
+    )
 
 
 def _check_model_dir(path: Path, field: str) -> None:

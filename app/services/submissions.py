@@ -8,9 +8,19 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import Conflict, InvalidInput
-from app.models import Demonstration, Item, Project, Ranking, RankingEntry, Slot, Task, User
+from app.models import (
+    Comparison,
+    Demonstration,
+    Item,
+    Project,
+    Ranking,
+    RankingEntry,
+    Slot,
+    Task,
+    User,
+)
 from app.models.base import utcnow
-from app.schemas.labeling import FLAGS, DemonstrationIn, RankingIn
+from app.schemas.labeling import FLAGS, ComparisonIn, DemonstrationIn, RankingIn
 from app.services import pace
 from app.services.queue import own_task
 
@@ -24,7 +34,7 @@ def submit_ranking(session: Session, task_id: int, labeler: User, data: RankingI
     """Store the ranking for a task; a repeated submission returns the stored one unchanged."""
     task = own_task(session, task_id, labeler)
     if task.item.kind != "ranking":
-        raise InvalidInput("This task asks for a demonstration, not a ranking.")
+        raise InvalidInput(f"This task asks for a {task.item.kind}, not a ranking.")
     if task.state == "submitted":
         return _stored(session, Ranking, task.id)
     project = _check_ranking(session, task, data)
@@ -83,7 +93,7 @@ def submit_demonstration(
     """Store a demonstration for a task; a repeated submission returns the stored one."""
     task = own_task(session, task_id, labeler)
     if task.item.kind != "demonstration":
-        raise InvalidInput("This task asks for a ranking, not a demonstration.")
+        raise InvalidInput(f"This task asks for a {task.item.kind}, not a demonstration.")
     if task.state == "submitted":
         return _stored(session, Demonstration, task.id)
     _check_open(task)
@@ -111,6 +121,40 @@ def submit_demonstration(
     session.add(demonstration)
     session.commit()
     return demonstration
+
+
+def submit_comparison(
+    session: Session, task_id: int, labeler: User, data: ComparisonIn
+) -> Comparison:
+    """Store the labeler's choice between the two answers as shown to them (a is the first);
+    a repeated submission returns the stored one unchanged."""
+    task = own_task(session, task_id, labeler)
+    if task.item.kind != "comparison":
+        raise InvalidInput(f"This task asks for a {task.item.kind}, not a comparison.")
+    if task.state == "submitted":
+        return _stored(session, Comparison, task.id)
+    _check_open(task)
+    shown = task.completion_order or []
+    if len(shown) != 2:
+        raise InvalidInput("A comparison needs exactly two answers; this task has no pair.")
+    now = _finish(session, task, labeler)
+    if now is None:
+        return _stored(session, Comparison, task.id)
+    project = session.get(Project, task.item.project_id)
+    assert project is not None
+    elapsed = _elapsed_ms(task, now)
+    comparison = Comparison(
+        task_id=task.id,
+        item_id=task.item_id,
+        labeler_id=labeler.id,
+        winner_id={"a": shown[0], "b": shown[1], "tie": None}[data.choice],
+        time_spent_ms=elapsed,
+        too_fast=pace.is_too_fast(session, project, "comparison", elapsed),
+        created_at=now,
+    )
+    session.add(comparison)
+    session.commit()
+    return comparison
 
 
 def _check_open(task: Task) -> None:

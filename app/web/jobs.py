@@ -2,14 +2,15 @@
 itself every second while the job is queued or running."""
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.deps import FormDep, SessionDep, WebAdmin, verify_csrf
 from app.errors import ServiceError, validated
 from app.schemas.jobs import PARAMS, BaseModelIn, JobIn, WorkerIn
-from app.services import jobs, registry, workers
+from app.services import evaluations, jobs, registry, workers
 from app.web import charts
 from app.web.render import flash, render
 
@@ -83,7 +84,8 @@ def create_job(request: Request, session: SessionDep, admin: WebAdmin, form: For
 def job_page(request: Request, job_id: int, session: SessionDep, _admin: WebAdmin) -> Response:
     job = jobs.get_job(session, job_id)
     plots = [charts.series(name, points) for name, points in jobs.metric_series(job).items()]
-    context = {"job": job, "eta": jobs.eta_seconds(job), "plots": plots}
+    evaluation = evaluations.job_evaluation(session, job) if job.kind == "evaluate" else None
+    context = {"job": job, "eta": jobs.eta_seconds(job), "plots": plots, "evaluation": evaluation}
     return render(request, "admin/job.html", context, block="live")
 
 
@@ -127,17 +129,35 @@ def revoke_worker(
 
 def _models_page(
     request: Request, session: SessionDep, values: dict | None = None, error: str | None = None,
-    status_code: int = 200,
+    status_code: int = 200, compare: list[int] | None = None,
 ) -> Response:  # fmt: skip
     versions = registry.list_versions(session)
-    lineages = {v.id: registry.lineage(session, v) for v in versions}
-    context = {"versions": versions, "lineages": lineages, "values": values or {}, "error": error}
+    context = {
+        "versions": versions,
+        "names": {v.id: v.name for v in versions},
+        "lineages": {v.id: registry.lineage(session, v) for v in versions},
+        "win_rates": evaluations.version_win_rates(session),
+        "compare": compare or [],
+        "side_by_side": None,
+        "values": values or {},
+        "error": error,
+    }
+    if compare:
+        try:
+            context["side_by_side"] = registry.side_by_side(session, compare)
+        except ServiceError as exc:
+            context["error"], status_code = exc.message, exc.status_code
     return render(request, "admin/models.html", context, status_code)
 
 
 @router.get("/models")
-def models_page(request: Request, session: SessionDep, _admin: WebAdmin) -> Response:
-    return _models_page(request, session)
+def models_page(
+    request: Request,
+    session: SessionDep,
+    _admin: WebAdmin,
+    compare: Annotated[list[int], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+) -> Response:
+    return _models_page(request, session, compare=compare)
 
 
 @router.post("/models")

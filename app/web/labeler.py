@@ -11,14 +11,14 @@ from app.deps import FormDep, SessionDep, WebLabeler, verify_csrf
 from app.errors import InvalidInput, NeedsConfirmation, ServiceError, validated
 from app.models import Task, User
 from app.models.base import utcnow
-from app.schemas.labeling import DemonstrationIn, PromptIn, RankingIn, SkipIn
+from app.schemas.labeling import ComparisonIn, DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.services import activity, projects, prompts, queue, submissions
 from app.web import forms
 from app.web.render import flash, render
 
 router = APIRouter(prefix="/labeler", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
-KIND_NAMES = {"ranking": "ranking", "demonstration": "demonstration"}
+KIND_NAMES = {"ranking": "ranking", "demonstration": "demonstration", "comparison": "comparison"}
 
 
 @router.get("")
@@ -186,6 +186,22 @@ def submit_demonstration(
         return _task_page(request, session, task, values, exc.message, exc.status_code)
     flash(request, "Demonstration saved.")
     return _go_to_next(request, session, task.item.project_id, labeler, "demonstration")
+
+
+@router.post("/tasks/{task_id}/comparison")
+def submit_comparison(
+    request: Request, task_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    task = queue.own_task(session, task_id, labeler)
+    values = {"choice": str(form.get("choice", ""))}
+    try:
+        if not values["choice"]:
+            raise InvalidInput("Choose answer A, answer B or a tie (keys 1, 2, 0).")
+        submissions.submit_comparison(session, task_id, labeler, validated(ComparisonIn, values))
+    except ServiceError as exc:
+        return _task_page(request, session, task, values, exc.message, exc.status_code)
+    flash(request, "Choice saved.")
+    return _go_to_next(request, session, task.item.project_id, labeler, "comparison")
 
 
 @router.post("/tasks/{task_id}/skip")

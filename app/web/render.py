@@ -22,7 +22,12 @@ def markdown(text: str) -> Markup:
     return Markup(_markdown.render(text or ""))
 
 
+def percent(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
 templates.env.filters["markdown"] = markdown
+templates.env.filters["percent"] = percent
 templates.env.globals.update(
     CATEGORIES=CATEGORIES, FLAGS=FLAGS, PROMPT_KINDS=PROMPT_KINDS, SKIP_REASONS=SKIP_REASONS
 )

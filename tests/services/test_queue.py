@@ -124,6 +124,7 @@ def test_waiting_counts_exclude_own_prompts_and_items_already_had(session) -> No
     assert queue.waiting_counts(session, project.id, labeler.id) == {
         "ranking": 1,
         "demonstration": 0,
+        "comparison": 0,
     }
 
 

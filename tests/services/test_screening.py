@@ -92,6 +92,7 @@ def test_screening_items_stay_out_of_the_normal_queue(session) -> None:
     assert queue.waiting_counts(session, project.id, labeler.id) == {
         "ranking": 0,
         "demonstration": 0,
+        "comparison": 0,
     }
 
 

@@ -1,6 +1,7 @@
-"""`rankery worker` against the app (through the test client): it runs SFT and sample jobs to
-their registered results, resumes a job whose earlier worker vanished from its checkpoint, and
-stops a job at the heartbeat after an admin cancelled it. Tiny models, a few steps."""
+"""`rankery worker` against the app (through the test client): it runs SFT, sample and evaluate
+jobs to their registered results, resumes a job whose earlier worker vanished from its
+checkpoint, and stops a job at the heartbeat after an admin cancelled it. Tiny models, a few
+steps."""
 
 import shutil
 import subprocess
@@ -13,8 +14,18 @@ from sqlalchemy import select
 
 from app.models import Item, Job, JobMetric, ModelVersion
 from app.schemas.jobs import BaseModelIn
-from app.services import jobs, registry
-from tests.factories import make_job, make_project, make_prompt, make_user, make_worker
+from app.schemas.labeling import ComparisonIn
+from app.services import evaluations, jobs, queue, registry, submissions
+from tests.factories import (
+    make_evaluation,
+    make_job,
+    make_policy_version,
+    make_project,
+    make_prompt,
+    make_test_project,
+    make_user,
+    make_worker,
+)
 from trainer.worker import Api, command, serve
 
 FAST_SFT = {"batch_size": 8, "learning_rate": 1e-3, "dropout": 0.0, "log_every": 1}
@@ -85,6 +96,30 @@ def test_a_sample_job_puts_k_completions_per_prompt_into_the_ranking_queue(
         assert len(item.completions) == 4
         assert all(c.text and c.model_name == f"tiny (v{base.id})" for c in item.completions)
         assert item.completions[0].sampling["job_id"] == job.id
+
+
+def test_an_evaluate_job_turns_two_versions_answers_into_comparisons_and_a_win_rate(
+    api, session, settings, tiny_model, tiny_llama, tmp_path
+):
+    project = make_test_project(session, prompts=2)
+    a = make_policy_version(session, tmp_path / "a", model=tiny_model)
+    b = make_policy_version(session, tmp_path / "b", model=tiny_llama)
+    job = make_evaluation(session, project, a, b, max_new_tokens=4)
+
+    assert serve(api, once=True, lease_seconds=30, gpus=0) == 1
+
+    session.refresh(job)
+    assert job.state == "succeeded", job.error
+    items = session.scalars(select(Item).where(Item.kind == "comparison")).all()
+    assert sorted(i.prompt_id for i in items) == job.params["prompt_ids"]
+    for item in items:
+        assert [c.model_version_id for c in item.completions] == [a.id, b.id]
+        assert all(c.text for c in item.completions)
+    labeler = make_user(session)
+    task = queue.next_task(session, project, labeler, "comparison")
+    submissions.submit_comparison(session, task.id, labeler, ComparisonIn(choice="a"))
+    result = evaluations.job_evaluation(session, job).result
+    assert result.comparisons == 1 and result.rate in (0.0, 1.0)
 
 
 def test_a_job_whose_worker_vanished_resumes_from_its_checkpoint(
