@@ -8,9 +8,9 @@ every pair separately (C(K,2) × 2 forwards instead of K) and averages the same 
 modes give the same loss on the same batch; it exists for comparison.
 
 The score is read at the last token of prompt + completion + EOS. After training, the scores are
-shifted so that the labelers' demonstrations (the SFT training split) score mean 0; the shift
-goes into the head's bias, or into the config when the head has none (decoder heads), and is
-logged as `demonstration_shift`.
+shifted so that the labelers' demonstrations (the SFT training split) score mean 0, in the saved
+model's weights where that is exact (see `models.shift_reward`), so that `from_pretrained` alone
+gives centred scores; the shift is logged as `demonstration_shift`.
 """
 
 import logging
@@ -28,7 +28,7 @@ from trainer.models import (
     load_tokenizer,
     right_padded,
     sequence_scores,
-    shift_reward,
+    shift_saved_reward,
 )
 from trainer.run import Run
 from trainer.snapshot import Ranking
@@ -229,16 +229,19 @@ def train(
             log.info("stopping after %d steps as configured", done)
             return run.out
 
+    shift = None
     demonstrations = run.snapshot.demonstrations("train")
     if demonstrations:
         shift = demonstration_mean(run, reward_model, chat, demonstrations)
-        where = shift_reward(run.accelerator.unwrap_model(reward_model), shift)
-        run.log_metrics(
-            total_steps, total_steps, {"demonstration_shift": shift, "shift_stored_in": where}
-        )
+        run.log_metrics(total_steps, total_steps, {"demonstration_shift": shift})
     else:
         log.warning("no demonstrations in the snapshot: the reward scores are not centred")
-    return run.finish(reward_model, tokenizer, total_steps)
+    out = run.finish(reward_model, tokenizer, total_steps)
+    if shift is not None and run.is_main:
+        where = shift_saved_reward(out, shift)
+        log.info("demonstrations score mean 0: scores moved by %.4g (in the %s)", -shift, where)
+    run.accelerator.wait_for_everyone()
+    return out
 
 
 if __name__ == "__main__":
