@@ -33,6 +33,10 @@ DROPOUT_FIELDS = (
     "activation_dropout",
     "classifier_dropout",
 )
+# Weights stay in float32 whatever the checkpoint stores (transformers loads a bf16 checkpoint as
+# bf16): AdamW steps of lr ≈ 1e-5 vanish in bf16 weights, and a policy and its reference must
+# compute alike. bf16 enters as autocast on GPU.
+WEIGHTS_DTYPE = torch.float32
 # A reward model with no bias to take its demonstration shift keeps it here (see shift_reward).
 REWARD_OFFSET_FIELD = "rankery_reward_offset"
 # Where decoders keep the LayerNorm that their last hidden states pass (a child of base_model).
@@ -74,7 +78,7 @@ def _prepare_for_training(model: PreTrainedModel, config: RunConfig, task: str) 
 def load_policy(path: str | Path, config: RunConfig, tokenizer, trainable: bool = True):
     """A causal language model; frozen (eval mode, no gradients) unless trainable."""
     model_config = _model_config(path, config, tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(path, config=model_config)
+    model = AutoModelForCausalLM.from_pretrained(path, config=model_config, dtype=WEIGHTS_DTYPE)
     if not trainable:
         return model.eval().requires_grad_(False)
     return _prepare_for_training(model, config, "CAUSAL_LM")
@@ -84,7 +88,9 @@ def load_scalar_model(path: str | Path, config: RunConfig, tokenizer, trainable:
     """A backbone with a scalar head (a reward or value model). A causal LM directory gets a
     fresh head in place of its unembedding; a saved reward model loads as it is."""
     model_config = _model_config(path, config, tokenizer, num_labels=1)
-    model = AutoModelForSequenceClassification.from_pretrained(path, config=model_config)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, config=model_config, dtype=WEIGHTS_DTYPE
+    )
     if not trainable:
         return model.eval().requires_grad_(False)
     return _prepare_for_training(model, config, "SEQ_CLS")
