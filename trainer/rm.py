@@ -219,6 +219,7 @@ def train(
         rankings_since += config.batch_size
         tokens_since += run.total(step_tokens)
         if done % config.log_every == 0 or done == total_steps:
+            seconds = time.perf_counter() - tick
             run.log_metrics(
                 done,
                 total_steps,
@@ -227,7 +228,8 @@ def train(
                     "accuracy": accuracy,
                     "lr": scheduler.get_last_lr()[0],
                     "epoch": epoch,
-                    "rankings_per_s": rankings_since / (time.perf_counter() - tick),
+                    "rankings_per_s": rankings_since / seconds,
+                    "tokens_per_s": tokens_since / seconds,
                 },
             )
             tick, rankings_since, tokens_since = time.perf_counter(), 0, 0.0

@@ -195,3 +195,8 @@ def test_a_value_model_from_a_shifted_reward_model_starts_at_its_scores(
     with torch.no_grad():
         values = ValueModel(model)(ids, mask)[torch.arange(len(ids)), last]
         assert values == pytest.approx(sequence_scores(model, ids, mask), abs=1e-5)
+
+
+def test_each_training_step_logs_rankings_and_tokens_per_second(reward_model: Path) -> None:
+    steps = [m for m in read_metrics(reward_model.parent) if "loss" in m]
+    assert all(m["rankings_per_s"] > 0 and m["tokens_per_s"] > 0 for m in steps)
