@@ -85,11 +85,10 @@ def rankings(k: int, count: int, rng: random.Random) -> list[Ranking]:
 def measure(model, optimizer, chat, batch, mode: str, steps: int) -> tuple[int, float]:
     """(sequences forwarded per step, rankings per second) for one optimizer step, the best of
     `steps` (the machine may be shared; the fastest step is the least disturbed)."""
-    score = rm.SCORERS[mode]
     forwarded, fastest = 0, float("inf")
     for _ in range(steps):
         started = time.perf_counter()
-        scores, pairs = score(model, chat, batch, 512, "cpu")
+        scores, pairs, _ = rm.ranking_scores(model, chat, batch, 512, "cpu", mode)
         losses, _ = rm.ranking_losses(scores, pairs)
         losses.mean().backward()
         optimizer.step()

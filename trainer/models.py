@@ -33,8 +33,14 @@ DROPOUT_FIELDS = (
     "activation_dropout",
     "classifier_dropout",
 )
-# A reward model whose scalar head has no bias keeps its demonstration shift here instead.
+# Weights stay in float32 whatever the checkpoint stores (transformers loads a bf16 checkpoint as
+# bf16): AdamW steps of lr ≈ 1e-5 vanish in bf16 weights, and a policy and its reference must
+# compute alike. bf16 enters as autocast on GPU.
+WEIGHTS_DTYPE = torch.float32
+# A reward model with no bias to take its demonstration shift keeps it here (see shift_reward).
 REWARD_OFFSET_FIELD = "rankery_reward_offset"
+# Where decoders keep the LayerNorm that their last hidden states pass (a child of base_model).
+FINAL_NORMS = ("ln_f", "final_layer_norm", "final_layernorm")
 
 
 def load_tokenizer(path: str | Path):
@@ -72,7 +78,7 @@ def _prepare_for_training(model: PreTrainedModel, config: RunConfig, task: str) 
 def load_policy(path: str | Path, config: RunConfig, tokenizer, trainable: bool = True):
     """A causal language model; frozen (eval mode, no gradients) unless trainable."""
     model_config = _model_config(path, config, tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(path, config=model_config)
+    model = AutoModelForCausalLM.from_pretrained(path, config=model_config, dtype=WEIGHTS_DTYPE)
     if not trainable:
         return model.eval().requires_grad_(False)
     return _prepare_for_training(model, config, "CAUSAL_LM")
@@ -82,25 +88,34 @@ def load_scalar_model(path: str | Path, config: RunConfig, tokenizer, trainable:
     """A backbone with a scalar head (a reward or value model). A causal LM directory gets a
     fresh head in place of its unembedding; a saved reward model loads as it is."""
     model_config = _model_config(path, config, tokenizer, num_labels=1)
-    model = AutoModelForSequenceClassification.from_pretrained(path, config=model_config)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, config=model_config, dtype=WEIGHTS_DTYPE
+    )
     if not trainable:
         return model.eval().requires_grad_(False)
     return _prepare_for_training(model, config, "SEQ_CLS")
 
 
-def save_model(model: nn.Module, tokenizer, directory: Path) -> None:
-    """Saves in Hugging Face format (LoRA adapters merged), loadable with from_pretrained."""
+def save_model(
+    model: nn.Module, tokenizer, directory: Path, state_dict: dict | None = None
+) -> None:
+    """Saves in Hugging Face format (LoRA adapters merged), loadable with from_pretrained;
+    `state_dict` is the full weights gathered from a sharded model."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(directory)
+    model.save_pretrained(directory, state_dict=state_dict)
     tokenizer.save_pretrained(directory)
 
 
 def sequence_scores(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor):
     """One score per right-padded sequence, at its last token (the EOS of a completion)."""
     scores = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
-    offset = getattr(unwrap(model).config, REWARD_OFFSET_FIELD, 0.0)
-    return scores - offset
+    return scores - reward_offset(model)
+
+
+def reward_offset(model: nn.Module) -> float:
+    """The demonstration shift a reward model keeps in its config (0 when it is in the weights)."""
+    return getattr(unwrap(model).config, REWARD_OFFSET_FIELD, 0.0)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -108,17 +123,59 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def shift_reward(model: PreTrainedModel, shift: float) -> str:
-    """Subtracts `shift` from every score: from the head's bias when it has one, else recorded
-    in the config, where `sequence_scores` applies it. Returns where it went."""
-    head = getattr(model, "score", None) or getattr(model, "classifier", None)
-    bias = getattr(head, "bias", None) if head is not None else None
-    if isinstance(bias, torch.Tensor):
-        with torch.no_grad():
-            bias -= shift
-        return "bias"
+    """Subtracts `shift` from every score, in the weights wherever that is exact, so that plain
+    `AutoModelForSequenceClassification.from_pretrained` gives the shifted scores. Returns
+    where it went:
+    - "bias": the head's bias (encoder heads have one);
+    - "norm": decoder heads have no bias, but a final LayerNorm with a bias (GPT-2, GPT-NeoX,
+      Falcon) feeds them only: moving that bias by −shift·w/‖w‖² along the head's weight w
+      lowers w·h by exactly `shift` for every hidden state h;
+    - "config": RMSNorm decoders (Llama, Qwen, Mistral) have no bias before the head, and no
+      change of weights moves every score by the same constant, so the shift is recorded as
+      `rankery_reward_offset`, which `sequence_scores` and `ValueModel` subtract.
+    """
+    layer = _score_layer(model)
+    with torch.no_grad():
+        if layer.bias is not None:
+            layer.bias -= shift
+            return "bias"
+        norm = _final_norm(model)
+        if norm is not None:
+            weight = layer.weight[0].float()
+            norm.bias -= (shift * weight / weight.dot(weight)).to(norm.bias.dtype)
+            return "norm"
     offset = getattr(model.config, REWARD_OFFSET_FIELD, 0.0)
     setattr(model.config, REWARD_OFFSET_FIELD, offset + shift)
     return "config"
+
+
+def shift_saved_reward(directory: Path, shift: float) -> str:
+    """`shift_reward` on a saved reward model, saved back in place. Working on the saved (full,
+    merged) model needs no special case for sharded (FSDP) or LoRA training."""
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    where = shift_reward(model, shift)
+    model.save_pretrained(directory)
+    return where
+
+
+def _score_layer(model: PreTrainedModel) -> nn.Linear:
+    """The linear layer that produces the score: the head itself, or a head's last layer."""
+    head = getattr(model, "score", None) or getattr(model, "classifier", None)
+    if isinstance(head, nn.Linear):
+        return head
+    layers = [m for m in head.modules() if isinstance(m, nn.Linear)] if head is not None else []
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear scalar head")
+    return layers[-1]
+
+
+def _final_norm(model: PreTrainedModel) -> nn.LayerNorm | None:
+    """The decoder's final LayerNorm with a bias, when the hidden states pass it last."""
+    for name in FINAL_NORMS:
+        norm = getattr(model.base_model, name, None)
+        if isinstance(norm, nn.LayerNorm) and norm.bias is not None:
+            return norm
+    return None
 
 
 def right_padded(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
@@ -145,7 +202,7 @@ class ValueModel(nn.Module):
             attention_mask=attention_mask,
             position_ids=position_ids(attention_mask),
         ).last_hidden_state
-        return self.model.score(hidden).squeeze(-1).float()
+        return self.model.score(hidden).squeeze(-1).float() - reward_offset(self.model)
 
 
 @torch.no_grad()

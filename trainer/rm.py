@@ -8,9 +8,9 @@ every pair separately (C(K,2) × 2 forwards instead of K) and averages the same 
 modes give the same loss on the same batch; it exists for comparison.
 
 The score is read at the last token of prompt + completion + EOS. After training, the scores are
-shifted so that the labelers' demonstrations (the SFT training split) score mean 0; the shift
-goes into the head's bias, or into the config when the head has none (decoder heads), and is
-logged as `demonstration_shift`.
+shifted so that the labelers' demonstrations (the SFT training split) score mean 0, in the saved
+model's weights where that is exact (see `models.shift_reward`), so that `from_pretrained` alone
+gives centred scores; the shift is logged as `demonstration_shift`.
 """
 
 import logging
@@ -28,7 +28,7 @@ from trainer.models import (
     load_tokenizer,
     right_padded,
     sequence_scores,
-    shift_reward,
+    shift_saved_reward,
 )
 from trainer.run import Run
 from trainer.snapshot import Ranking
@@ -52,8 +52,8 @@ def ranking_losses(
     return losses, margins > 0
 
 
-def grouped_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length: int, device):
-    """Every completion forwarded once. Returns (scores, pairs as indices into scores)."""
+def grouped_sequences(chat: ChatFormat, rankings: list[Ranking], max_length: int):
+    """Every completion once. Returns (token sequences, pairs as indices into them)."""
     sequences, pairs = [], []
     for ranking in rankings:
         first = len(sequences)
@@ -62,12 +62,11 @@ def grouped_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length:
             for c in ranking.completions
         ]
         pairs.append([(first + b, first + w) for b, w in ranking.ordered_pairs()])
-    scores = sequence_scores(model, *right_padded(sequences, chat.pad_id, device))
-    return scores, pairs
+    return sequences, pairs
 
 
-def pairwise_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length: int, device):
-    """Both completions of every pair forwarded (each completion once per pair it is in)."""
+def pairwise_sequences(chat: ChatFormat, rankings: list[Ranking], max_length: int):
+    """Both completions of every pair (each completion once per pair it is in)."""
     sequences, pairs = [], []
     for ranking in rankings:
         pairs.append([])
@@ -79,11 +78,29 @@ def pairwise_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length
                 )
                 for i in (b, w)
             ]
-    scores = sequence_scores(model, *right_padded(sequences, chat.pad_id, device))
-    return scores, pairs
+    return sequences, pairs
 
 
-SCORERS = {"grouped": grouped_scores, "pairwise": pairwise_scores}
+SEQUENCES = {"grouped": grouped_sequences, "pairwise": pairwise_sequences}
+
+
+def ranking_scores(
+    model, chat: ChatFormat, rankings: list[Ranking], max_length: int, device, mode: str
+):
+    """(scores, pairs as indices into scores, tokens forwarded) for a batch of rankings."""
+    sequences, pairs = SEQUENCES[mode](chat, rankings, max_length)
+    ids, attention = right_padded(sequences, chat.pad_id, device)
+    return sequence_scores(model, ids, attention), pairs, sum(len(s) for s in sequences)
+
+
+def grouped_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length: int, device):
+    """Every completion forwarded once. Returns (scores, pairs as indices into scores)."""
+    return ranking_scores(model, chat, rankings, max_length, device, "grouped")[:2]
+
+
+def pairwise_scores(model, chat: ChatFormat, rankings: list[Ranking], max_length: int, device):
+    """Both completions of every pair forwarded. Returns (scores, pairs)."""
+    return ranking_scores(model, chat, rankings, max_length, device, "pairwise")[:2]
 
 
 def evaluate(run: Run, model, chat: ChatFormat, rankings: list[Ranking]) -> dict[str, float]:
@@ -159,7 +176,6 @@ def train(
     train_set = [r for r in run.snapshot.rankings("train") if r.ordered_pairs()]
     validation = [r for r in run.snapshot.rankings("validation") if r.ordered_pairs()]
     run.check_batch_size(config.batch_size, len(train_set), "rankings")
-    score = SCORERS[config.mode]
 
     reward_model = load_scalar_model(model, config, tokenizer)
     optimizer = torch.optim.AdamW(
@@ -172,21 +188,18 @@ def train(
     state = run.load_checkpoint() or {"step": 0}
     run.progress(state["step"], total_steps)
     reward_model.train()
-    tick, rankings_since = time.perf_counter(), 0
+    tick, rankings_since, tokens_since = time.perf_counter(), 0, 0.0
     for step in range(state["step"], total_steps):
         epoch, index = divmod(step, steps_per_epoch)
         batch = run.epoch_batches(len(train_set), config.batch_size, epoch)[index]
         micro_batches = run.micro_batches(batch)
-        loss_total, correct, pairs_total = 0.0, 0.0, 0
+        loss_total, correct, pairs_total, step_tokens = 0.0, 0.0, 0, 0
         for j, indices in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with run.accelerator.no_sync(reward_model) if not last else nullcontext():
-                scores, pairs = score(
-                    reward_model,
-                    chat,
-                    [train_set[i] for i in indices],
-                    config.max_length,
-                    run.device,
+                rankings = [train_set[i] for i in indices]
+                scores, pairs, tokens = ranking_scores(
+                    reward_model, chat, rankings, config.max_length, run.device, config.mode
                 )
                 losses, right = ranking_losses(scores, pairs)
                 # Mean over the rankings of the global batch (DDP averages over processes).
@@ -194,6 +207,7 @@ def train(
                 run.accelerator.backward(loss)
             loss_total += float(loss.detach()) / run.world
             correct, pairs_total = correct + float(right.sum()), pairs_total + len(right)
+            step_tokens += tokens
         run.accelerator.clip_grad_norm_(reward_model.parameters(), config.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -203,7 +217,9 @@ def train(
         loss_total = run.total(loss_total)
         accuracy = run.total(correct) / run.total(pairs_total)
         rankings_since += config.batch_size
+        tokens_since += run.total(step_tokens)
         if done % config.log_every == 0 or done == total_steps:
+            seconds = time.perf_counter() - tick
             run.log_metrics(
                 done,
                 total_steps,
@@ -212,10 +228,11 @@ def train(
                     "accuracy": accuracy,
                     "lr": scheduler.get_last_lr()[0],
                     "epoch": epoch,
-                    "rankings_per_s": rankings_since / (time.perf_counter() - tick),
+                    "rankings_per_s": rankings_since / seconds,
+                    "tokens_per_s": tokens_since / seconds,
                 },
             )
-            tick, rankings_since = time.perf_counter(), 0
+            tick, rankings_since, tokens_since = time.perf_counter(), 0, 0.0
         epoch_end = done % steps_per_epoch == 0 or done == total_steps
         if epoch_end and validation:
             run.log_metrics(
@@ -229,16 +246,19 @@ def train(
             log.info("stopping after %d steps as configured", done)
             return run.out
 
+    shift = None
     demonstrations = run.snapshot.demonstrations("train")
     if demonstrations:
         shift = demonstration_mean(run, reward_model, chat, demonstrations)
-        where = shift_reward(run.accelerator.unwrap_model(reward_model), shift)
-        run.log_metrics(
-            total_steps, total_steps, {"demonstration_shift": shift, "shift_stored_in": where}
-        )
+        run.log_metrics(total_steps, total_steps, {"demonstration_shift": shift})
     else:
         log.warning("no demonstrations in the snapshot: the reward scores are not centred")
-    return run.finish(reward_model, tokenizer, total_steps)
+    out = run.finish(reward_model, tokenizer, total_steps)
+    if shift is not None and run.is_main:
+        where = shift_saved_reward(out, shift)
+        log.info("demonstrations score mean 0: scores moved by %.4g (in the %s)", -shift, where)
+    run.accelerator.wait_for_everyone()
+    return out
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from trainer.config import ConfigError, RunConfig, save_config
 from trainer.snapshot import Snapshot
@@ -208,12 +208,16 @@ class Run:
         return state
 
     def save_model(self, model: torch.nn.Module, tokenizer, directory: Path) -> Path:
-        """Saves the model in Hugging Face format (from_pretrained loads it back)."""
+        """Saves the model in Hugging Face format (from_pretrained loads it back). Under FSDP
+        every process holds a shard, so all of them take part in gathering the weights."""
         from trainer.models import save_model
 
         self.accelerator.wait_for_everyone()
+        state_dict = None
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            state_dict = self.accelerator.get_state_dict(model)
         if self.is_main:
-            save_model(self.accelerator.unwrap_model(model), tokenizer, directory)
+            save_model(self.accelerator.unwrap_model(model), tokenizer, directory, state_dict)
         self.accelerator.wait_for_everyone()
         return directory
 

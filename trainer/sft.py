@@ -130,14 +130,15 @@ def train(
             demonstration_batch(chat, [train_set[i] for i in m], config.max_length, run.device)
             for m in run.micro_batches(batch)
         ]
-        step_tokens = run.total(sum(float(b[2][:, 1:].sum()) for b in micro_batches))
+        loss_tokens = run.total(sum(float(b[2][:, 1:].sum()) for b in micro_batches))
+        forwarded = run.total(sum(float(b[1].sum()) for b in micro_batches))
         loss_total = 0.0
         for j, (ids, attention, loss_mask) in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with run.accelerator.no_sync(policy) if not last else nullcontext():
                 # DDP averages gradients over processes; scaling by the process count turns
                 # that into the sum over the global batch divided by its token count.
-                loss = lm_loss_sum(policy, ids, attention, loss_mask) * run.world / step_tokens
+                loss = lm_loss_sum(policy, ids, attention, loss_mask) * run.world / loss_tokens
                 run.accelerator.backward(loss)
             loss_total += float(loss.detach()) / run.world
         run.accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -147,7 +148,7 @@ def train(
         run.advance()
         done = step + 1
         loss_total = run.total(loss_total)
-        tokens_since += step_tokens
+        tokens_since += forwarded
         if done % config.log_every == 0 or done == total_steps:
             run.log_metrics(
                 done,

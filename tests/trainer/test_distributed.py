@@ -2,9 +2,9 @@
 starts four Python processes.
 
 `accelerate launch --cpu --num_processes 2` starts a single process (accelerate runs several
-CPU processes only through mpirun), so the test uses `accelerate launch --multi_gpu`, which
-starts the processes through torchrun; on a machine without GPU the trainer joins them into
-one gloo group."""
+CPU processes only through mpirun), so the test launches with the DDP config the README ships
+(`docs/accelerate/ddp.yaml`, a multi-GPU config), which starts the processes through torchrun;
+on a machine without GPU the trainer joins them into one gloo group."""
 
 import os
 import socket
@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.distributed
 
+DDP_CONFIG = Path(__file__).parents[2] / "docs" / "accelerate" / "ddp.yaml"
 NOT_COMPARED = {"tokens_per_s", "rankings_per_s", "seconds", "peak_memory_mb", "processes"}
 
 
@@ -36,15 +37,10 @@ def train(stage: str, processes: int, snapshot: Path, model: Path, out: Path, *o
             sys.executable,
             "-m",
             "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_machines",
-            "1",
+            "--config_file",
+            str(DDP_CONFIG),
             "--num_processes",
             str(processes),
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
             "--main_process_port",
             str(free_port()),
             "-m",
