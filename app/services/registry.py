@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, ModelVersion, User
 from app.schemas.jobs import BaseModelIn
+from app.services import audit
 from app.services.jobs import resolve_snapshot
 
 TRAINED_KINDS = {"sft": "policy", "rm": "reward", "ppo": "policy"}
@@ -25,10 +26,13 @@ def register_base(session: Session, data: BaseModelIn, user: User | None) -> Mod
     version.created_by_id = user.id if user else None
     session.add(version)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict(f"The model name {data.name!r} is taken.") from None
+    after = {"name": version.name, "artifact_path": version.artifact_path}
+    audit.record(session, user, "model.registered", version, after=after)
+    session.commit()
     return version
 
 
