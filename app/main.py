@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.api.jobs import router as jobs_api_router
     from app.api.routes import router as api_router
     from app.web.admin import router as admin_router
+    from app.web.audit import router as audit_router
     from app.web.auth import router as auth_router
     from app.web.exports import router as exports_router
     from app.web.hygiene import router as hygiene_router
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(screening_router)
     app.include_router(jobs_router)
     app.include_router(exports_router)
+    app.include_router(audit_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

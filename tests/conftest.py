@@ -4,7 +4,7 @@ PostgreSQL. Each database is copied from a template migrated once per run, so it
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,6 +80,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def empty_database(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes new databases without any table (not migrated) on the server of `database_url`:
+    where backups are restored and old schema revisions are built."""
+    created: list[str] = []
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT") if POSTGRES_URL else None
+
+    def make() -> str:
+        name = f"rankery_empty_{uuid.uuid4().hex[:12]}"
+        if database_url.startswith("sqlite"):
+            return f"sqlite:///{tmp_path / name}.db"
+        assert admin is not None
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return _pg_url(name)
+
+    yield make
+    if admin is not None:
+        with admin.connect() as conn:
+            for name in created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -218,6 +218,20 @@ def make_screening_test(session: Session, project: Project, **thresholds: int) -
     ]
 
 
+def take_screening_test(
+    session: Session, project: Project, candidate: User, ranks: list[int], flagged: list[str]
+) -> None:
+    """The candidate ranks the test's ranking items with `ranks`, flags the first completion of
+    each with `flagged`, and writes a demonstration."""
+    screening.start(session, project, candidate)
+    while (task := screening.next_task(session, candidate)) is not None:
+        if task.item.kind == "ranking":
+            rank_task(session, task, candidate, ranks, flags={0: flagged})
+        else:
+            answer = DemonstrationIn(kind="single", answer="I can't help with that.")
+            submissions.submit_demonstration(session, task.id, candidate, answer)
+
+
 def make_worker(session: Session, name: str = "gpu-1") -> tuple[Worker, dict[str, str]]:
     """A worker and the Authorization header of its token."""
     worker, token = workers.create_worker(session, name)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from app.db import Database
 from app.models import Completion, Item, ModelVersion, Prompt, User
+from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +55,8 @@ def test_every_command_has_help(empty_url: str) -> None:
         ["import", "pairs"],
         ["check", "splits"],
         ["export"],
+        ["backup"],
+        ["restore"],
     ):
         result = rankery(empty_url, *command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout
@@ -266,3 +269,31 @@ def test_export_writes_a_snapshot_and_refuses_to_overwrite_it(
     manifest = json.loads((tmp_path / "var" / "exports" / "cli-1" / "manifest.json").read_text())
     assert manifest["filters"]["pairs"] == "best_vs_rest"
     assert second.returncode != 0 and "never overwritten" in second.stderr
+
+
+def test_a_backup_restores_into_an_empty_database_from_the_command_line(
+    database_url: str, empty_database, session, tmp_path: Path
+) -> None:
+    make_user(session, username="kept")
+    made = rankery(database_url, "backup", str(tmp_path / "backup"), data_dir=tmp_path / "var")
+    assert made.returncode == 0, made.stderr
+    target = empty_database()
+
+    restored = rankery(target, "restore", str(tmp_path / "backup"), data_dir=tmp_path / "new")
+
+    assert restored.returncode == 0, restored.stderr
+    assert "row counts match the backup" in restored.stdout
+    database = Database(target)
+    with database.session(write=False) as target_session:
+        assert target_session.scalar(select(User.username)) == "kept"
+    database.dispose()
+
+
+def test_restore_refuses_a_database_that_holds_rows_from_the_command_line(
+    database_url: str, session, tmp_path: Path
+) -> None:
+    make_user(session, username="kept")
+    rankery(database_url, "backup", str(tmp_path / "backup"), data_dir=tmp_path / "var")
+    refused = rankery(database_url, "restore", str(tmp_path / "backup"), data_dir=tmp_path / "var")
+    assert refused.returncode == 1
+    assert "not empty" in refused.stderr and "--force" in refused.stderr

@@ -54,8 +54,8 @@ def get_job(job_id: int, session: SessionDep, _admin: ApiAdmin) -> JobDetailOut:
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"], response_model=JobOut)
-def cancel_job(job_id: int, session: SessionDep, _admin: ApiAdmin) -> JobOut:
-    return JobOut.model_validate(jobs.cancel_job(session, job_id))
+def cancel_job(job_id: int, session: SessionDep, admin: ApiAdmin) -> JobOut:
+    return JobOut.model_validate(jobs.cancel_job(session, job_id, admin))
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"], response_model=JobOut, status_code=201)
@@ -129,14 +129,14 @@ def list_workers(session: SessionDep, _admin: ApiAdmin) -> list[WorkerOut]:
 
 
 @router.post("/workers", tags=["workers"], response_model=WorkerCreated, status_code=201)
-def create_worker(data: WorkerIn, session: SessionDep, _admin: ApiAdmin) -> WorkerCreated:
-    worker, token = workers.create_worker(session, data.name)
+def create_worker(data: WorkerIn, session: SessionDep, admin: ApiAdmin) -> WorkerCreated:
+    worker, token = workers.create_worker(session, data.name, admin)
     return WorkerCreated(**WorkerOut.model_validate(worker).model_dump(), token=token)
 
 
 @router.delete("/workers/{worker_id}", tags=["workers"], response_model=WorkerOut)
-def revoke_worker(worker_id: int, session: SessionDep, _admin: ApiAdmin) -> WorkerOut:
-    return WorkerOut.model_validate(workers.revoke_worker(session, worker_id))
+def revoke_worker(worker_id: int, session: SessionDep, admin: ApiAdmin) -> WorkerOut:
+    return WorkerOut.model_validate(workers.revoke_worker(session, worker_id, admin))
 
 
 # --- Worker endpoints (worker tokens) ------------------------------------------------------------

@@ -12,6 +12,7 @@ from app.errors import validated
 from app.models import Task
 from app.schemas import api
 from app.schemas.admin import GroupIn, ProjectSettingsIn, RankingItemIn, TokenIn, UserIn
+from app.schemas.audit import AuditFilter, AuditPageOut
 from app.schemas.labeling import ComparisonIn, DemonstrationIn, PromptIn, RankingIn, SkipIn
 from app.schemas.quality import (
     HeldPromptOut,
@@ -24,6 +25,7 @@ from app.schemas.screening import GoldItemIn
 from app.schemas.snapshot import ExportRequest
 from app.services import (
     activity,
+    audit,
     exports,
     gold,
     groups,
@@ -180,17 +182,16 @@ def get_project(project_id: int, session: SessionDep, _user: ApiUser) -> api.Pro
 
 
 @router.post("/projects", tags=["admin"], response_model=api.ProjectOut, status_code=201)
-def create_project(
-    data: ProjectSettingsIn, session: SessionDep, _admin: ApiAdmin
-) -> api.ProjectOut:
-    return api.ProjectOut.model_validate(projects.create_project(session, data))
+def create_project(data: ProjectSettingsIn, session: SessionDep, admin: ApiAdmin) -> api.ProjectOut:
+    return api.ProjectOut.model_validate(projects.create_project(session, data, admin))
 
 
 @router.put("/projects/{project_id}", tags=["admin"], response_model=api.ProjectOut)
 def update_project(
-    project_id: int, data: ProjectSettingsIn, session: SessionDep, _admin: ApiAdmin
+    project_id: int, data: ProjectSettingsIn, session: SessionDep, admin: ApiAdmin
 ) -> api.ProjectOut:
-    return api.ProjectOut.model_validate(projects.update_project(session, project_id, data))
+    project = projects.update_project(session, project_id, data, admin)
+    return api.ProjectOut.model_validate(project)
 
 
 @router.post(
@@ -274,10 +275,10 @@ def held_prompts(project_id: int, session: SessionDep, _admin: ApiAdmin) -> list
     summary="Keep, redact or drop a prompt held for personal data",
 )
 def review_prompt(
-    project_id: int, prompt_id: int, data: ReviewIn, session: SessionDep, _admin: ApiAdmin
+    project_id: int, prompt_id: int, data: ReviewIn, session: SessionDep, admin: ApiAdmin
 ) -> HeldPromptOut:
     project = projects.get_project(session, project_id)
-    prompt = hygiene.review_prompt(session, project, prompt_id, data.decision)
+    prompt = hygiene.review_prompt(session, project, prompt_id, data.decision, admin)
     return HeldPromptOut.model_validate(prompt)
 
 
@@ -370,8 +371,8 @@ def list_users(session: SessionDep, _admin: ApiAdmin) -> list[api.UserOut]:
 
 
 @router.post("/users", tags=["admin"], response_model=api.UserOut, status_code=201)
-def create_user(data: UserIn, session: SessionDep, _admin: ApiAdmin) -> api.UserOut:
-    return api.UserOut.model_validate(users.create_user(session, data))
+def create_user(data: UserIn, session: SessionDep, admin: ApiAdmin) -> api.UserOut:
+    return api.UserOut.model_validate(users.create_user(session, data, admin))
 
 
 @router.patch("/users/{user_id}", tags=["admin"], response_model=api.UserOut)
@@ -388,23 +389,53 @@ def set_user_active(
     summary="Put a labeler into the training or the held-out group",
 )
 def set_user_group(
-    user_id: int, data: GroupIn, session: SessionDep, _admin: ApiAdmin
+    user_id: int, data: GroupIn, session: SessionDep, admin: ApiAdmin
 ) -> api.UserOut:
-    return api.UserOut.model_validate(groups.set_group(session, user_id, data.labeler_group))
+    user = groups.set_group(session, user_id, data.labeler_group, admin)
+    return api.UserOut.model_validate(user)
 
 
 @router.post(
     "/users/{user_id}/tokens", tags=["admin"], response_model=api.TokenCreated, status_code=201
 )
 def create_token(
-    user_id: int, data: TokenIn, session: SessionDep, _admin: ApiAdmin
+    user_id: int, data: TokenIn, session: SessionDep, admin: ApiAdmin
 ) -> api.TokenCreated:
-    token, plaintext = users.create_token(session, users.get_user(session, user_id), data.name)
+    user = users.get_user(session, user_id)
+    token, plaintext = users.create_token(session, user, data.name, admin)
     return api.TokenCreated(**api.TokenOut.model_validate(token).model_dump(), token=plaintext)
 
 
 @router.delete("/users/{user_id}/tokens/{token_id}", tags=["admin"], response_model=api.TokenOut)
-def revoke_token(
-    user_id: int, token_id: int, session: SessionDep, _admin: ApiAdmin
-) -> api.TokenOut:
-    return api.TokenOut.model_validate(users.revoke_token(session, token_id, user_id))
+def revoke_token(user_id: int, token_id: int, session: SessionDep, admin: ApiAdmin) -> api.TokenOut:
+    return api.TokenOut.model_validate(users.revoke_token(session, token_id, user_id, admin))
+
+
+# --- Audit log (admins) -------------------------------------------------------------------------
+
+
+@router.get(
+    "/audit",
+    tags=["admin"],
+    response_model=AuditPageOut,
+    summary="Admin actions, newest first, filtered by actor, action and day; page with before_id",
+)
+def audit_log(
+    session: SessionDep,
+    _admin: ApiAdmin,
+    actor: str | None = None,
+    action: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> AuditPageOut:
+    filters = validated(
+        AuditFilter,
+        {"actor": actor, "action": action, "since": since, "until": until,
+         "before_id": before_id, "limit": limit},
+    )  # fmt: skip
+    page = audit.list_entries(session, filters)
+    return AuditPageOut.model_validate(
+        {"entries": page.entries, "next_before_id": page.next_before_id}, from_attributes=True
+    )

@@ -1,6 +1,7 @@
 """SQLAlchemy models. Import from here so Alembic sees every table."""
 
 from app.db import Base
+from app.models.audit import AuditEntry
 from app.models.jobs import Job, JobMetric, ModelVersion, Worker
 from app.models.project import Project, SplitAssignment
 from app.models.screening import GoldAnswer, ScreeningAttempt, ScreeningTest
@@ -20,6 +21,7 @@ from app.models.work import (
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "Base",
     "Comparison",
     "Completion",

@@ -33,7 +33,7 @@ from app.models import Project, Snapshot, User
 from app.models.base import utcnow
 from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
 from app.schemas.snapshot import ExportRequest
-from app.services import dataset_card, export_records
+from app.services import audit, dataset_card, export_records
 from app.services.export_files import (
     JsonlWriter,
     ParquetWriter,
@@ -88,6 +88,12 @@ def request_snapshot(
         request=request.model_dump(mode="json"),
     )
     session.add(snapshot)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise _exists(snapshot_id) from None
+    audit.record(session, created_by, "export.requested", snapshot, after=snapshot.request)
     try:
         session.commit()
     except IntegrityError:

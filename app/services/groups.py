@@ -16,6 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from app.errors import InvalidInput
 from app.models import Item, User
 from app.models.user import LABELER_GROUPS
+from app.services import audit
 from app.services.users import get_user
 
 GROUP_NAMES = {"training": "Training", "held_out": "Held-out"}
@@ -38,15 +39,18 @@ def item_open_to(labeler_id: ColumnElement[int]) -> ColumnElement[bool]:
     return or_(Item.labeler_group.is_(None), Item.labeler_group == group)
 
 
-def set_group(session: Session, user_id: int, group: str) -> User:
+def set_group(session: Session, user_id: int, group: str, actor: User | None = None) -> User:
     """Put a labeler (or a candidate, for when they are approved) into a group."""
     if group not in LABELER_GROUPS:
         raise InvalidInput(f"There is no labeler group {group!r}; use training or held_out.")
     user = get_user(session, user_id)
     if user.role == "admin":
         raise InvalidInput("Admins belong to no labeler group.")
-    user.labeler_group = group
-    session.commit()
+    if user.labeler_group != group:
+        before = {"labeler_group": user.labeler_group}
+        audit.record(session, actor, "user.group_changed", user, before, {"labeler_group": group})
+        user.labeler_group = group
+        session.commit()
     return user
 
 

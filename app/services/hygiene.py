@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from app.errors import InvalidInput, NotFound
 from app.models import Project, Prompt, User
 from app.schemas.admin import DEDUP_KEY_CHARS
-from app.services import pii
+from app.services import audit, pii
 
 USABLE_STATES = ("clear", "kept", "redacted")
 REVIEW_DECISIONS = ("keep", "redact", "drop")
@@ -215,7 +215,9 @@ def held_prompts(session: Session, project: Project) -> list[Prompt]:
     )
 
 
-def review_prompt(session: Session, project: Project, prompt_id: int, decision: str) -> Prompt:
+def review_prompt(
+    session: Session, project: Project, prompt_id: int, decision: str, actor: User | None = None
+) -> Prompt:
     """An admin's decision on a held prompt: keep it as is, redact what was found, or drop it."""
     if decision not in REVIEW_DECISIONS:
         raise InvalidInput(f"Decide one of {', '.join(REVIEW_DECISIONS)}, not {decision!r}.")
@@ -235,5 +237,15 @@ def review_prompt(session: Session, project: Project, prompt_id: int, decision: 
             ]
         prompt.dedup_key = dedup_key(prompt.render())
     prompt.review_state = {"keep": "kept", "redact": "redacted", "drop": "dropped"}[decision]
+    # The findings' kinds only: the log must not become a copy of the personal data.
+    kinds = sorted({f["kind"] for f in prompt.pii_findings or []})
+    audit.record(
+        session,
+        actor,
+        "prompt.reviewed",
+        prompt,
+        {"review_state": "held", "findings": kinds},
+        {"review_state": prompt.review_state},
+    )
     session.commit()
     return prompt

@@ -14,7 +14,7 @@ from app.models import Job, ModelVersion, Project, Prompt, User
 from app.models.base import utcnow
 from app.models.jobs import FINISHED_STATES
 from app.schemas.jobs import PARAMS, EvaluateParams, JobIn, PpoParams, SampleParams, TrainParams
-from app.services import evaluations
+from app.services import audit, evaluations
 
 # The snapshot files each training stage reads (train split).
 STAGE_FILES = {"sft": ["sft"], "rm": ["rm"], "ppo": ["ppo"]}
@@ -36,6 +36,9 @@ def create_job(session: Session, data: JobIn, user: User | None, data_dir: Path)
         created_by_id=user.id if user else None,
     )
     session.add(job)
+    audit.record(
+        session, user, "job.created", job, after={"kind": job.kind, "gpus": job.gpus, **job.params}
+    )
     session.commit()
     return job
 
@@ -57,14 +60,17 @@ def list_jobs(session: Session, limit: int = 200) -> list[Job]:
     return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
 
 
-def cancel_job(session: Session, job_id: int) -> Job:
+def cancel_job(session: Session, job_id: int, actor: User | None = None) -> Job:
     """A queued job is cancelled at once; a running one at its worker's next heartbeat."""
     job = get_job(session, job_id)
     if job.state in FINISHED_STATES:
         raise Conflict(f"Job {job_id} already {job.state}; there is nothing to cancel.")
+    before = {"state": job.state, "cancel_requested": job.cancel_requested}
     if job.state == "queued":
         job.state, job.finished_at = "cancelled", utcnow()
     job.cancel_requested = True
+    after = {"state": job.state, "cancel_requested": True}
+    audit.record(session, actor, "job.cancelled", job, before, after)
     session.commit()
     return job
 
@@ -81,6 +87,7 @@ def retry_job(session: Session, job_id: int, user: User | None) -> Job:
         created_by_id=user.id if user else None,
     )
     session.add(retry)
+    audit.record(session, user, "job.retried", retry, after={"retry_of": job.id})
     session.commit()
     return retry
 

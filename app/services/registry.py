@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, ModelVersion, User
 from app.schemas.jobs import BaseModelIn
+from app.services import audit
 from app.services.evaluations import WinRate, win_rate_matrix
 from app.services.jobs import resolve_snapshot
 
@@ -27,10 +28,13 @@ def register_base(session: Session, data: BaseModelIn, user: User | None) -> Mod
     version.created_by_id = user.id if user else None
     session.add(version)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict(f"The model name {data.name!r} is taken.") from None
+    after = {"name": version.name, "artifact_path": version.artifact_path}
+    audit.record(session, user, "model.registered", version, after=after)
+    session.commit()
     return version
 
 

@@ -36,7 +36,7 @@ from app.models.base import utcnow
 from app.schemas.labeling import FLAGS
 from app.schemas.quality import StatsFilter
 from app.schemas.screening import GoldItemIn, ScreeningPromptIn, ScreeningSettingsIn
-from app.services import agreement, gold, quality_report
+from app.services import agreement, audit, gold, quality_report
 from app.services.projects import get_project
 
 NO_GOLD = (
@@ -52,11 +52,17 @@ def get_test(session: Session, project: Project) -> ScreeningTest | None:
     return session.scalar(select(ScreeningTest).where(ScreeningTest.project_id == project.id))
 
 
-def save_settings(session: Session, project: Project, data: ScreeningSettingsIn) -> ScreeningTest:
+def save_settings(
+    session: Session, project: Project, data: ScreeningSettingsIn, actor: User | None = None
+) -> ScreeningTest:
     test = get_test(session, project) or ScreeningTest(project_id=project.id)
-    for field, value in data.model_dump().items():
+    new = data.model_dump()
+    before, after = audit.changes({field: getattr(test, field) for field in new}, new)
+    for field, value in new.items():
         setattr(test, field, value)
     session.add(test)
+    if after:
+        audit.record(session, actor, "screening.settings_saved", project, before, after)
     session.commit()
     return test
 
@@ -378,7 +384,7 @@ def _scores(
 
 
 def grade_demonstration(
-    session: Session, attempt_id: int, demonstration_id: int, grade: int
+    session: Session, attempt_id: int, demonstration_id: int, grade: int, actor: User | None = None
 ) -> Demonstration:
     attempt = get_attempt(session, attempt_id)
     demonstration = session.get(Demonstration, demonstration_id)
@@ -386,7 +392,9 @@ def grade_demonstration(
         raise NotFound(f"There is no demonstration {demonstration_id} in this screening test.")
     if not 1 <= grade <= 7:
         raise InvalidInput("Grades go from 1 to 7.")
+    before = {"admin_grade": demonstration.admin_grade}
     demonstration.admin_grade = grade
+    audit.record(session, actor, "screening.graded", demonstration, before, {"admin_grade": grade})
     session.commit()
     return demonstration
 
@@ -394,7 +402,9 @@ def grade_demonstration(
 DECISIONS = {"approve": "approved", "held_out": "held_out", "reject": "rejected"}
 
 
-def decide(session: Session, attempt_id: int, decision: str) -> ScreeningAttempt:
+def decide(
+    session: Session, attempt_id: int, decision: str, actor: User | None = None
+) -> ScreeningAttempt:
     """Approve (labeler, training group), hold out (labeler, held-out group) or reject
     (account deactivated) a candidate who finished the test."""
     if decision not in DECISIONS:
@@ -406,11 +416,24 @@ def decide(session: Session, attempt_id: int, decision: str) -> ScreeningAttempt
         raise Conflict(f"This candidate was {attempt.state.replace('_', ' ')} already.")
     candidate = session.get(User, attempt.candidate_id)
     assert candidate is not None
+    before = _standing(candidate, attempt)
     if decision == "reject":
         candidate.is_active = False
     else:
         candidate.role = "labeler"
         candidate.labeler_group = "training" if decision == "approve" else "held_out"
     attempt.state, attempt.decided_at = DECISIONS[decision], utcnow()
+    audit.record(
+        session, actor, "screening.decided", candidate, before, _standing(candidate, attempt)
+    )
     session.commit()
     return attempt
+
+
+def _standing(candidate: User, attempt: ScreeningAttempt) -> dict[str, object]:
+    return {
+        "role": candidate.role,
+        "labeler_group": candidate.labeler_group,
+        "is_active": candidate.is_active,
+        "screening": attempt.state,
+    }

@@ -12,18 +12,23 @@ from app.models import ApiToken, LoginThrottle, User
 from app.models.base import utcnow
 from app.schemas.admin import UserIn
 from app.security import hash_api_token, hash_password, new_api_token, verify_password
+from app.services import audit
 
 WRONG_LOGIN = "Wrong username or password."
 
 
-def create_user(session: Session, data: UserIn) -> User:
+def create_user(session: Session, data: UserIn, actor: User | None = None) -> User:
     user = User(username=data.username, password_hash=hash_password(data.password), role=data.role)
     session.add(user)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict(f"The username {data.username!r} is taken.") from None
+    audit.record(
+        session, actor, "user.created", user, after={"username": user.username, "role": user.role}
+    )
+    session.commit()
     return user
 
 
@@ -42,8 +47,12 @@ def set_active(session: Session, user_id: int, active: bool, acting_admin: User)
     user = get_user(session, user_id)
     if user.id == acting_admin.id and not active:
         raise InvalidInput("You cannot deactivate your own account.")
-    user.is_active = active
-    session.commit()
+    if user.is_active != active:
+        action = "user.activated" if active else "user.deactivated"
+        before, after = {"is_active": user.is_active}, {"is_active": active}
+        audit.record(session, acting_admin, action, user, before, after)
+        user.is_active = active
+        session.commit()
     return user
 
 
@@ -82,11 +91,16 @@ def authenticate(
     raise InvalidInput(WRONG_LOGIN)
 
 
-def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session, user: User, name: str, actor: User | None = None
+) -> tuple[ApiToken, str]:
     """A new API token for user; the plaintext is returned once and never stored."""
     plaintext = new_api_token()
     token = ApiToken(user_id=user.id, name=name, token_hash=hash_api_token(plaintext))
     session.add(token)
+    audit.record(
+        session, actor, "token.created", token, after={"user": user.username, "name": name}
+    )
     session.commit()
     return token, plaintext
 
@@ -97,12 +111,15 @@ def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
     )
 
 
-def revoke_token(session: Session, token_id: int, owner_id: int) -> ApiToken:
+def revoke_token(
+    session: Session, token_id: int, owner_id: int, actor: User | None = None
+) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != owner_id:
         raise NotFound(f"There is no token {token_id} for this user.")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record(session, actor, "token.revoked", token, after={"name": token.name})
         session.commit()
     return token
 

@@ -51,10 +51,10 @@ def users_page(request: Request, session: SessionDep, _admin: WebAdmin) -> Respo
 
 
 @router.post("/users")
-def create_user(request: Request, session: SessionDep, _admin: WebAdmin, form: FormDep) -> Response:
+def create_user(request: Request, session: SessionDep, admin: WebAdmin, form: FormDep) -> Response:
     values = _fields(form, "username", "password", "role")
     try:
-        user = users.create_user(session, validated(UserIn, values))
+        user = users.create_user(session, validated(UserIn, values), admin)
     except ServiceError as exc:
         values.pop("password", None)
         return _users_page(request, session, exc.message, values, status_code=exc.status_code)
@@ -74,11 +74,11 @@ def set_active(
 
 @router.post("/users/{user_id}/group")
 def set_group(
-    request: Request, user_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, user_id: int, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     try:
         data = validated(GroupIn, _fields(form, "labeler_group"))
-        user = groups.set_group(session, user_id, data.labeler_group)
+        user = groups.set_group(session, user_id, data.labeler_group, admin)
     except ServiceError as exc:
         return _users_page(request, session, exc.message, status_code=exc.status_code)
     flash(request, f"{user.username} is now in the {groups.GROUP_NAMES[user.labeler_group]} group.")
@@ -87,11 +87,12 @@ def set_group(
 
 @router.post("/users/{user_id}/tokens")
 def create_token(
-    request: Request, user_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, user_id: int, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     try:
         data = validated(TokenIn, _fields(form, "name"))
-        _token, plaintext = users.create_token(session, users.get_user(session, user_id), data.name)
+        user = users.get_user(session, user_id)
+        _token, plaintext = users.create_token(session, user, data.name, admin)
     except ServiceError as exc:
         return _users_page(request, session, exc.message, status_code=exc.status_code)
     return _users_page(request, session, new_token=plaintext)
@@ -99,9 +100,9 @@ def create_token(
 
 @router.post("/users/{user_id}/tokens/{token_id}/revoke")
 def revoke_token(
-    request: Request, user_id: int, token_id: int, session: SessionDep, _admin: WebAdmin
+    request: Request, user_id: int, token_id: int, session: SessionDep, admin: WebAdmin
 ) -> Response:
-    users.revoke_token(session, token_id, user_id)
+    users.revoke_token(session, token_id, user_id, admin)
     flash(request, "Token revoked.")
     return RedirectResponse("/admin/users", status_code=303)
 
@@ -138,11 +139,11 @@ def new_project(request: Request, _admin: WebAdmin) -> Response:
 
 @router.post("/projects")
 def create_project(
-    request: Request, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     values = _fields(form, *PROJECT_FIELDS)
     try:
-        project = projects.create_project(session, validated(ProjectSettingsIn, values))
+        project = projects.create_project(session, validated(ProjectSettingsIn, values), admin)
     except ServiceError as exc:
         context = {"project": None, "values": values, "error": exc.message}
         return render(request, "admin/project.html", context, exc.status_code)
@@ -161,12 +162,12 @@ def project_page(
 
 @router.post("/projects/{project_id}")
 def update_project(
-    request: Request, project_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, project_id: int, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     project = projects.get_project(session, project_id)
     values = _fields(form, *PROJECT_FIELDS)
     try:
-        projects.update_project(session, project_id, validated(ProjectSettingsIn, values))
+        projects.update_project(session, project_id, validated(ProjectSettingsIn, values), admin)
     except ServiceError as exc:
         context = {"project": project, "values": values, "error": exc.message}
         return render(request, "admin/project.html", context, exc.status_code)

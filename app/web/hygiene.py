@@ -44,13 +44,13 @@ def review_prompt(
     project_id: int,
     prompt_id: int,
     session: SessionDep,
-    _admin: WebAdmin,
+    admin: WebAdmin,
     form: FormDep,
 ) -> Response:
     project = projects.get_project(session, project_id)
     try:
         data = validated(ReviewIn, {"decision": str(form.get("decision", ""))})
-        prompt = hygiene.review_prompt(session, project, prompt_id, data.decision)
+        prompt = hygiene.review_prompt(session, project, prompt_id, data.decision, admin)
     except ServiceError as exc:
         return _page(request, session, project_id, exc.message, exc.status_code)
     flash(request, f"Prompt {prompt.id} is now {prompt.review_state}.")

@@ -90,8 +90,8 @@ def job_page(request: Request, job_id: int, session: SessionDep, _admin: WebAdmi
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(request: Request, job_id: int, session: SessionDep, _admin: WebAdmin) -> Response:
-    job = jobs.cancel_job(session, job_id)
+def cancel_job(request: Request, job_id: int, session: SessionDep, admin: WebAdmin) -> Response:
+    job = jobs.cancel_job(session, job_id, admin)
     flash(request, "Cancelled." if job.state == "cancelled" else "Cancel sent to the worker.")
     return RedirectResponse(f"/admin/jobs/{job_id}", status_code=303)
 
@@ -105,21 +105,21 @@ def retry_job(request: Request, job_id: int, session: SessionDep, admin: WebAdmi
 
 @router.post("/workers")
 def create_worker(
-    request: Request, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     try:
         data = validated(WorkerIn, {"name": str(form.get("name", ""))})
     except ServiceError as exc:
         return _jobs_page(request, session, error=exc.message, status_code=exc.status_code)
-    _worker, token = workers.create_worker(session, data.name)
+    _worker, token = workers.create_worker(session, data.name, admin)
     return _jobs_page(request, session, new_token=token)
 
 
 @router.post("/workers/{worker_id}/revoke")
 def revoke_worker(
-    request: Request, worker_id: int, session: SessionDep, _admin: WebAdmin
+    request: Request, worker_id: int, session: SessionDep, admin: WebAdmin
 ) -> Response:
-    worker = workers.revoke_worker(session, worker_id)
+    worker = workers.revoke_worker(session, worker_id, admin)
     flash(request, f"Worker {worker.name}'s token is revoked.")
     return RedirectResponse("/admin/jobs", status_code=303)
 

@@ -147,13 +147,14 @@ def builder(request: Request, project_id: int, session: SessionDep, _admin: WebA
 
 @router.post("/admin/projects/{project_id}/screening/settings")
 def save_settings(
-    request: Request, project_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, project_id: int, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     names = ("min_agreement_percent", "min_flag_accuracy_percent", "min_demonstration_grade")
     values = {name: str(form.get(name, "")) for name in names}
     try:
         project = projects.get_project(session, project_id)
-        screening.save_settings(session, project, validated(ScreeningSettingsIn, values))
+        data = validated(ScreeningSettingsIn, values)
+        screening.save_settings(session, project, data, admin)
     except ServiceError as exc:
         return _builder(request, session, project_id, exc.message, values, exc.status_code)
     flash(request, "Pass thresholds saved.")
@@ -213,12 +214,12 @@ def grade(
     attempt_id: int,
     demonstration_id: int,
     session: SessionDep,
-    _admin: WebAdmin,
+    admin: WebAdmin,
     form: FormDep,
 ) -> Response:
     try:
         data = validated(GradeIn, {"grade": str(form.get("grade", ""))})
-        screening.grade_demonstration(session, attempt_id, demonstration_id, data.grade)
+        screening.grade_demonstration(session, attempt_id, demonstration_id, data.grade, admin)
     except ServiceError as exc:
         return _review_page(request, session, attempt_id, exc.message, exc.status_code)
     flash(request, "Grade saved.")
@@ -227,11 +228,11 @@ def grade(
 
 @router.post("/admin/screening/{attempt_id}/decision")
 def decide(
-    request: Request, attempt_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+    request: Request, attempt_id: int, session: SessionDep, admin: WebAdmin, form: FormDep
 ) -> Response:
     try:
         data = validated(DecisionIn, {"decision": str(form.get("decision", ""))})
-        attempt = screening.decide(session, attempt_id, data.decision)
+        attempt = screening.decide(session, attempt_id, data.decision, admin)
     except ServiceError as exc:
         return _review_page(request, session, attempt_id, exc.message, exc.status_code)
     flash(request, f"The candidate is now {attempt.state.replace('_', ' ')}.")

@@ -5,29 +5,16 @@ import pytest
 
 from app.errors import Conflict, InvalidInput
 from app.models import Task
-from app.schemas.labeling import DemonstrationIn
 from app.schemas.screening import GoldItemIn, ScreeningSettingsIn
-from app.services import queue, screening, submissions
+from app.services import queue, screening
 from tests.factories import (
     make_gold_item,
     make_project,
     make_ranking_item,
     make_screening_test,
     make_user,
-    rank_task,
+    take_screening_test,
 )
-
-
-def take_test(session, project, candidate, ranks, flagged: list[str]) -> None:
-    """The candidate ranks both ranking items with `ranks`, flags the first completion of each
-    with `flagged`, and writes a demonstration."""
-    screening.start(session, project, candidate)
-    while (task := screening.next_task(session, candidate)) is not None:
-        if task.item.kind == "ranking":
-            rank_task(session, task, candidate, ranks, flags={0: flagged})
-        else:
-            answer = DemonstrationIn(kind="single", answer="I can't help with that.")
-            submissions.submit_demonstration(session, task.id, candidate, answer)
 
 
 def test_a_perfect_candidate_scores_full_marks_and_passes_once_graded(session) -> None:
@@ -35,7 +22,7 @@ def test_a_perfect_candidate_scores_full_marks_and_passes_once_graded(session) -
     make_screening_test(session, project)
     candidate = make_user(session, "candidate")
 
-    take_test(session, project, candidate, [1, 2, 3, 4], ["harmful"])
+    take_screening_test(session, project, candidate, [1, 2, 3, 4], ["harmful"])
     attempt = screening.attempt_of(session, candidate)
     waiting = screening.review(session, attempt.id)
     screening.grade_demonstration(
@@ -56,7 +43,7 @@ def test_reversed_rankings_and_missed_flags_fail(session) -> None:
     make_screening_test(session, project, min_agreement_percent=50)
     candidate = make_user(session, "candidate")
 
-    take_test(session, project, candidate, [4, 3, 2, 1], [])
+    take_screening_test(session, project, candidate, [4, 3, 2, 1], [])
     attempt = screening.attempt_of(session, candidate)
     review = screening.review(session, attempt.id)
     screening.grade_demonstration(session, attempt.id, review.demonstrations[0].demonstration_id, 7)
@@ -72,7 +59,7 @@ def test_the_review_shows_the_answers_beside_the_researchers(session) -> None:
     project = make_project(session)
     make_screening_test(session, project)
     candidate = make_user(session, "candidate")
-    take_test(session, project, candidate, [2, 1, 3, 4], ["harmful"])
+    take_screening_test(session, project, candidate, [2, 1, 3, 4], ["harmful"])
 
     review = screening.review(session, screening.attempt_of(session, candidate).id)
 
@@ -130,7 +117,7 @@ def test_the_admin_decides(session, decision, role, group, active) -> None:
     project = make_project(session)
     make_screening_test(session, project)
     candidate = make_user(session, "candidate")
-    take_test(session, project, candidate, [1, 2, 3, 4], [])
+    take_screening_test(session, project, candidate, [1, 2, 3, 4], [])
     attempt = screening.attempt_of(session, candidate)
 
     screening.decide(session, attempt.id, decision)
@@ -171,7 +158,7 @@ def test_grades_outside_1_to_7_are_refused(session) -> None:
     project = make_project(session)
     make_screening_test(session, project)
     candidate = make_user(session, "candidate")
-    take_test(session, project, candidate, [1, 2, 3, 4], [])
+    take_screening_test(session, project, candidate, [1, 2, 3, 4], [])
     attempt = screening.attempt_of(session, candidate)
     demonstration_id = screening.review(session, attempt.id).demonstrations[0].demonstration_id
 
