@@ -8,7 +8,7 @@ a task, write a prompt). Then it is downgraded back to its revision and upgraded
 
 Downgrades, per migration:
 - 0001 (initial schema): supported; it drops every table (back to an empty database).
-- 0002, 0003, 0004, 0006, 0009: supported; the columns and tables they added go, with their values.
+- 0002, 0003, 0004, 0006, 0007, 0009: supported; the columns and tables they added go, with their values.
 - 0005 (splits and exports): supported for databases made in the web app; it fails (and changes
   nothing) once the database holds imported rankings or demonstrations without a time on task,
   which the older schema cannot store.
@@ -132,8 +132,10 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
     source = {"model_name": "gpt-small", "sampling": {"temperature": 0.7}, "external_id": None}
     items = [(1, 1, "demonstration", "work"), (2, 2, "ranking", "work")]
     items += [(3, 3, "ranking", "work"), (4, 4, "ranking", "gold")]
+    comparison = {"id": 5, "prompt_id": 3, "kind": "comparison", "purpose": "work", "job_id": 2}
+    comparison |= {"project_id": 1, "created_at": T0, "external_id": None}
     slots = [(1, 1, 0, "done", 3), (2, 2, 0, "done", 2), (3, 2, 1, "done", 3)]
-    slots.append((4, 3, 0, "open", None))
+    slots += [(4, 3, 0, "open", None), (5, 5, 0, "done", 2)]
     poem = [
         {"role": "user", "content": "Write a poem about the sea."},
         {"role": "assistant", "content": "Waves, and more waves."},
@@ -188,90 +190,6 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
                 "split_test": 0.1,
             }
         ],
-        "prompts": [
-            _prompt(1, 2, "Write a poem about the sea."),
-            _prompt(2, 3, "Answer like the examples.", kind="few_shot", few_shot_pairs=PAIRS),
-            _prompt(3, None, "Why is the sky blue?", external_user_id="u-9"),
-            _prompt(4, None, "A gold question: rank these."),
-        ],
-        "items": [
-            {
-                "id": iid,
-                "project_id": 1,
-                "prompt_id": pid,
-                "kind": kind,
-                "created_at": T0,
-                "purpose": purpose,
-                "external_id": None,
-            }
-            for iid, pid, kind, purpose in items
-        ],
-        "completions": [
-            {
-                "id": (iid - 2) * 4 + n + 1,
-                "item_id": iid,
-                "position": n,
-                "text": f"answer {n} to item {iid}",
-                **source,
-            }
-            for iid in (2, 3, 4)
-            for n in range(4)
-        ],
-        "slots": [
-            {
-                "id": sid,
-                "item_id": iid,
-                "index": index,
-                "state": state,
-                "labeler_id": who,
-                "lease_expires_at": None,
-            }
-            for sid, iid, index, state, who in slots
-        ],
-        "tasks": [
-            _task(1, 1, 1, 3, None),
-            _task(2, 2, 2, 2, [3, 1, 4, 2]),
-            _task(3, 2, 3, 3, [2, 4, 1, 3]),
-        ],
-        "rankings": first["rankings"] + second["rankings"],
-        "ranking_entries": first["ranking_entries"] + second["ranking_entries"],
-        "demonstrations": [
-            {
-                "id": 1,
-                "prompt_id": 1,
-                "labeler_id": 3,
-                "task_id": 1,
-                "ranking_id": None,
-                "kind": "single",
-                "messages": poem,
-                "time_spent_ms": 90_000,
-                "created_at": T0,
-                "too_fast": False,
-                "admin_grade": None,
-            }
-        ],
-        "gold_answers": [{"item_id": 4, "ranks": [1, 2, 3, 4], "flags": [["harmful"], [], [], []]}],
-        "screening_tests": [
-            {
-                "id": 1,
-                "project_id": 1,
-                "min_agreement_percent": 70,
-                "min_flag_accuracy_percent": 80,
-                "min_demonstration_grade": 5,
-                "created_at": T0,
-            }
-        ],
-        "screening_attempts": [
-            {
-                "id": 1,
-                "candidate_id": 4,
-                "project_id": 1,
-                "state": "finished",
-                "started_at": T0,
-                "finished_at": T0,
-                "decided_at": None,
-            }
-        ],
         "workers": [
             {
                 "id": 1,
@@ -306,7 +224,31 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
                 "error": None,
                 "log_tail": "done\n",
                 "result": {"artifact_path": "/srv/var/jobs/1/model"},
-            }
+            },
+            {
+                "id": 2,
+                "kind": "evaluate",
+                "state": "succeeded",
+                "params": {"project_id": 1, "model_version_a_id": 2, "model_version_b_id": 1},
+                "gpus": 1,
+                "created_by_id": 1,
+                "created_at": T0,
+                "worker_id": 1,
+                "lease_id": None,
+                "lease_expires_at": None,
+                "lease_seconds": 60,
+                "attempts": 1,
+                "cancel_requested": False,
+                "started_at": T0,
+                "start_step": 0,
+                "step": 1,
+                "total_steps": 1,
+                "last_report_at": T0,
+                "finished_at": T0,
+                "error": None,
+                "log_tail": "",
+                "result": {},
+            },
         ],
         "job_metrics": [
             {"id": n, "job_id": 1, "seq": n, "step": n * 5, "values": {"loss": 2.0 / n}}
@@ -339,6 +281,117 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
                 "created_by_id": 1,
                 "created_at": T0,
             },
+        ],
+        "prompts": [
+            _prompt(1, 2, "Write a poem about the sea."),
+            _prompt(2, 3, "Answer like the examples.", kind="few_shot", few_shot_pairs=PAIRS),
+            _prompt(3, None, "Why is the sky blue?", external_user_id="u-9"),
+            _prompt(4, None, "A gold question: rank these."),
+        ],
+        "items": [
+            {
+                "id": iid,
+                "project_id": 1,
+                "prompt_id": pid,
+                "kind": kind,
+                "created_at": T0,
+                "purpose": purpose,
+                "external_id": None,
+                "job_id": None,
+                "labeler_group": None,
+            }
+            for iid, pid, kind, purpose in items
+        ]
+        + [{**comparison, "labeler_group": "training"}],
+        "completions": [
+            {
+                "id": (iid - 2) * 4 + n + 1,
+                "item_id": iid,
+                "position": n,
+                "text": f"answer {n} to item {iid}",
+                **source,
+            }
+            for iid in (2, 3, 4)
+            for n in range(4)
+        ]
+        + [
+            {
+                "id": 13 + n,
+                "item_id": 5,
+                "position": n,
+                "text": f"answer by version {version}",
+                **source,
+                "model_version_id": version,
+            }
+            for n, version in enumerate((2, 1))
+        ],
+        "slots": [
+            {
+                "id": sid,
+                "item_id": iid,
+                "index": index,
+                "state": state,
+                "labeler_id": who,
+                "lease_expires_at": None,
+            }
+            for sid, iid, index, state, who in slots
+        ],
+        "tasks": [
+            _task(1, 1, 1, 3, None),
+            _task(2, 2, 2, 2, [3, 1, 4, 2]),
+            _task(3, 2, 3, 3, [2, 4, 1, 3]),
+            _task(4, 5, 5, 2, [14, 13]),
+        ],
+        "rankings": first["rankings"] + second["rankings"],
+        "ranking_entries": first["ranking_entries"] + second["ranking_entries"],
+        "demonstrations": [
+            {
+                "id": 1,
+                "prompt_id": 1,
+                "labeler_id": 3,
+                "task_id": 1,
+                "ranking_id": None,
+                "kind": "single",
+                "messages": poem,
+                "time_spent_ms": 90_000,
+                "created_at": T0,
+                "too_fast": False,
+                "admin_grade": None,
+            }
+        ],
+        "comparisons": [
+            {
+                "id": 1,
+                "task_id": 4,
+                "item_id": 5,
+                "labeler_id": 2,
+                "winner_id": 13,
+                "time_spent_ms": 30_000,
+                "created_at": T0,
+                "too_fast": False,
+            }
+        ],
+        "gold_answers": [{"item_id": 4, "ranks": [1, 2, 3, 4], "flags": [["harmful"], [], [], []]}],
+        "screening_tests": [
+            {
+                "id": 1,
+                "project_id": 1,
+                "min_agreement_percent": 70,
+                "min_flag_accuracy_percent": 80,
+                "min_demonstration_grade": 5,
+                "created_at": T0,
+            }
+        ],
+        "screening_attempts": [
+            {
+                "id": 1,
+                "candidate_id": 4,
+                "project_id": 1,
+                "state": "finished",
+                "started_at": T0,
+                "finished_at": T0,
+                "decided_at": None,
+            }
         ],
         "snapshots": [
             {
@@ -468,7 +521,7 @@ def test_an_upgrade_keeps_the_values(upgraded) -> None:
         project = session.get(Project, 1)
         assert (project.guidelines, project.annotations_per_item) == ("# Be *kind*", 2)
         if revision >= "0004":
-            params = session.execute(sa.text("SELECT params FROM jobs")).scalar_one()
+            params = session.execute(sa.text("SELECT params FROM jobs WHERE id = 1")).scalar_one()
             assert "snap-1" in str(params)
 
 
