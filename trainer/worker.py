@@ -13,10 +13,12 @@ the worker share (one machine, or a shared volume); the finished model is regist
 """
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -163,6 +165,7 @@ def run_job(api: Api, spec: dict[str, Any], gpus: int, lease_seconds: int) -> st
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None,
     )
     output = _Output(child.stdout, run_dir / f"attempt-{spec['attempt']}.log")
     metrics = _MetricsTail(run_dir / "metrics.jsonl")
@@ -237,6 +240,22 @@ def _result(spec: dict[str, Any], run_dir: Path, metrics: _MetricsTail) -> dict[
         return json.loads((run_dir / "samples.json").read_text())
     metrics.new_lines()
     return {"artifact_path": str(run_dir / "model"), "metrics": metrics.final()}
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with(worker_pid: int):  # type: ignore[no-untyped-def]
+    """Runs in the job's process before it starts: when the worker dies, even by SIGKILL, the
+    kernel sends the job SIGTERM. An orphaned job would go on writing checkpoints into the run
+    directory that the next worker resumes from."""
+
+    def stop_with_worker() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker_pid:  # the worker died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return stop_with_worker
 
 
 def _wait(child: subprocess.Popen, seconds: float) -> bool:
