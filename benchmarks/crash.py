@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import random
 import string
@@ -143,11 +142,10 @@ class Labeler:
     async def post(
         self, path: str, body: dict[str, Any] | None = None, kind: str = ""
     ) -> tuple[int, Any]:
-        """POST until the server answers with something other than a 5xx."""
-        delay = 0.02
-        for attempt in itertools.count():
-            if attempt == 1 and kind:
-                self.ledger.resent[kind] += 1
+        """POST until the server answers with something other than a 5xx; `kind` names a
+        submission, counted once in `resent` if it had to be sent again."""
+        delay, resent = 0.02, False
+        while True:
             try:
                 async with self.http.post(path, json=body) as response:
                     status, data = response.status, await response.read()
@@ -157,11 +155,13 @@ class Labeler:
             except (aiohttp.ClientError, TimeoutError):
                 pass
             self.ledger.retries += 1
+            if kind and not resent:
+                self.ledger.resent[kind] += 1
+                resent = True
             if time.monotonic() > self.give_up_at:
                 raise GaveUp
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-        raise AssertionError("unreachable")
 
     async def run(self, until: float) -> None:
         while time.monotonic() < until:
@@ -262,7 +262,10 @@ async def _kill_and_restart(server: Server, config: CrashConfig, start: float) -
     return downtime
 
 
-async def _load(server: Server, project_id: int, tokens: list[str], config: CrashConfig):  # type: ignore[no-untyped-def]
+async def _load(
+    server: Server, project_id: int, tokens: list[str], config: CrashConfig
+) -> tuple[Ledger, float, float]:
+    """Runs the labelers and the killer; returns the ledger, the downtime and the seconds."""
     ledger = Ledger()
     start = time.monotonic()
     until = start + config.duration
