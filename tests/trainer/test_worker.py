@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -134,6 +135,32 @@ def test_cancel_stops_the_running_job_at_the_next_heartbeat(
     session.commit()
     session.refresh(job)
     assert not worker.is_alive() and job.state == "cancelled"
+
+
+class AppRestarting(Api):
+    """Heartbeats that carry metrics do not reach the app, `outage` times in a row."""
+
+    def __init__(self, api: Api, outage: int) -> None:
+        super().__init__(api.http, api.headers["Authorization"].removeprefix("Bearer "))
+        self.outage = outage
+
+    def _post(self, path: str, body: dict) -> httpx.Response:
+        if self.outage and body.get("metrics"):
+            self.outage -= 1
+            raise httpx.ConnectError("connection refused")
+        return super()._post(path, body)
+
+
+def test_a_worker_rides_out_an_unreachable_app_and_loses_no_metrics(
+    api, session, settings, snapshot, base
+):
+    job = sft_job(session, settings, snapshot, base, epochs=1, max_steps=3)
+
+    assert serve(AppRestarting(api, outage=2), once=True, lease_seconds=10, gpus=0) == 1
+
+    session.refresh(job)
+    assert (job.state, job.attempts) == ("succeeded", 1), job.error
+    assert [m.step for m in job.metrics if "loss" in m.values] == [1, 2, 3]
 
 
 def start_worker(api_url: str, token: str, lease_seconds: int) -> subprocess.Popen:
