@@ -3,7 +3,7 @@
 For each database asked for, the script
 
 1. creates a throwaway database (a SQLite file in a temporary folder; on PostgreSQL a new
-   database, on a server it starts itself with initdb unless --postgres-url names one),
+   database, on a server it starts with scripts/postgres.sh unless --postgres-url names one),
 2. migrates it and fills it through the app's own services with one project, --items ranking
    items of K completions each (K drawn from 4..9 unless --k is given) and --labelers labelers,
    each with an API token,
@@ -18,8 +18,10 @@ For each database asked for, the script
    how to ask "at 150 cycles/s, how fast are the answers?".
 5. prints cycles/s, latency percentiles per request kind and per cycle (warm-up excluded),
    errors, server RSS (VmRSS from /proc, summed over the worker processes) at the start, the
-   peak and the end, CPU used by the server, PostgreSQL and this script, and checks that the
-   database holds exactly the rankings the labelers were told were stored,
+   peak and the end, with readings spread over the run and its trend (MiB/min over the
+   second half of the measured window: growth, if any), CPU used by the server, PostgreSQL
+   and this script, and checks that the database holds exactly the rankings the labelers
+   were told were stored,
 6. stops everything and removes the temporary files (also on Ctrl-C), unless --keep.
 
 Run it from the repository root with the project's virtual environment:
@@ -27,6 +29,8 @@ Run it from the repository root with the project's virtual environment:
     .venv/bin/python benchmarks/labeler_load.py --db sqlite
     .venv/bin/python benchmarks/labeler_load.py --db postgres --server-workers 2
     .venv/bin/python benchmarks/labeler_load.py --db both --rate 150 --duration 30
+    .venv/bin/python benchmarks/labeler_load.py --db postgres --labelers 200 --duration 300 \
+        --items 100000   # sustained load: does the server's memory grow?
     .venv/bin/python benchmarks/labeler_load.py --db postgres \
         --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
@@ -39,255 +43,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import math
 import os
 import random
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PASSWORD = "load-test-password"
-IMPORT_BATCH = 1000
+from benchmarks.harness import (
+    Seeded,
+    Server,
+    ThrowawayPostgres,
+    cpu_seconds,
+    machine_busy_seconds,
+    percentile,
+    rss_kib,
+    seed,
+    throwaway_database,
+)
+
 REQUEST_TIMEOUT_S = 30
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout)\b: ")
-VOCABULARY = """
-    the model answer question user data time way people work good first new long great little own
-    other old right big high different small large next early young important few public bad same
-    able explain write summary list reason step example because however therefore
-"""
-WORDS = VOCABULARY.split()
-
-
-# --- Setup: databases and the server -----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def postgres_bindir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
-    if found:
-        return found[-1]
-    initdb = shutil.which("initdb")
-    if initdb is None:
-        sys.exit("No PostgreSQL server binaries (initdb) found; pass --postgres-url instead.")
-    return Path(initdb).parent
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL server in a temporary folder on a free loopback port (initdb, pg_ctl)."""
-
-    def __init__(self, keep: bool, fsync: bool) -> None:
-        self.bindir = postgres_bindir()
-        self.dir = Path(tempfile.mkdtemp(prefix="rankery-load-pg-"))
-        self.keep = keep
-        self.fsync = fsync
-        self.port = free_port()
-        self.started = False
-
-    def _run(self, *args: str) -> None:
-        command = list(args)
-        if os.geteuid() == 0:  # initdb refuses to run as root: run it as the postgres user
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def start(self) -> str:
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        self._run(
-            str(self.bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        )
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=200"
-        if not self.fsync:
-            options += " -F"
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(self.dir / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        )
-        self.started = True
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def pids(self) -> list[int]:
-        pid_file = self.dir / "data" / "postmaster.pid"
-        with contextlib.suppress(OSError, ValueError):
-            return process_tree(int(pid_file.read_text().split()[0]))
-        return []
-
-    def stop(self) -> None:
-        if self.started:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._run(
-                    str(self.bindir / "pg_ctl"),
-                    "-D",
-                    str(self.dir / "data"),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                )
-            self.started = False
-        if self.keep:
-            print(f"  kept the PostgreSQL data folder {self.dir / 'data'}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def throwaway_database(kind: str, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
-    """Yield the SQLAlchemy URL of a new, empty database; drop it afterwards unless --keep."""
-    if kind == "sqlite":
-        path = workdir / "rankery.db"
-        yield f"sqlite:///{path}"
-        if args.keep:
-            print(f"  kept the SQLite database {path}")
-        return
-
-    from sqlalchemy import create_engine, make_url, text
-
-    server: ThrowawayPostgres | None = None
-    try:
-        if args.postgres_url:
-            server_url = args.postgres_url
-        else:
-            server = ThrowawayPostgres(args.keep, args.pg_fsync)
-            server_url = server.start()
-        name = f"rankery_load_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            args.postgres_server = server
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-            if args.keep:
-                print(f"  kept the PostgreSQL database {name}")
-            else:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
-    finally:
-        args.postgres_server = None
-        if server is not None:
-            server.stop()
-
-
-@dataclass
-class Seeded:
-    project_id: int
-    tokens: list[str]
-    items: int
-    completions: int
-    seconds: float
-
-
-def words(rng: random.Random, chars: int) -> str:
-    out: list[str] = []
-    length = 0
-    while length < chars:
-        word = rng.choice(WORDS)
-        out.append(word)
-        length += len(word) + 1
-    return " ".join(out).capitalize() + "."
-
-
-def seed(url: str, args: argparse.Namespace) -> Seeded:
-    """Migrate, then fill the database through the app's services (as an admin's import would)."""
-    from sqlalchemy import text
-
-    from app.db import Database
-    from app.migrate import upgrade
-    from app.schemas.admin import (
-        CompletionIn,
-        NewPromptIn,
-        ProjectSettingsIn,
-        RankingItemIn,
-        UserIn,
-    )
-    from app.services import imports, projects, users
-
-    started = time.perf_counter()
-    rng = random.Random(args.seed)
-    upgrade(url)
-    db = Database(url)
-    completions = 0
-    try:
-        with db.session() as session:
-            project = projects.create_project(session, ProjectSettingsIn(name="Labeler load"))
-            tokens = []
-            for i in range(args.labelers):
-                user = users.create_user(
-                    session, UserIn(username=f"labeler{i:03d}", password=PASSWORD, role="labeler")
-                )
-                tokens.append(users.create_token(session, user, "labeler load")[1])
-            for start in range(0, args.items, IMPORT_BATCH):
-                batch = []
-                for n in range(start, min(start + IMPORT_BATCH, args.items)):
-                    k = args.k or rng.randint(project.k_min, project.k_max)
-                    completions += k
-                    prompt = NewPromptIn(
-                        instruction=f"#{n}: " + words(rng, args.prompt_chars), user_id=f"u{n % 997}"
-                    )
-                    answers = [
-                        CompletionIn(text=words(rng, args.completion_chars), model=f"model-{j}")
-                        for j in range(k)
-                    ]
-                    batch.append((n + 1, RankingItemIn(prompt=prompt, completions=answers)))
-                imports.import_ranking_items(session, project, batch)
-                session.expunge_all()
-                if sys.stdout.isatty():
-                    done = min(start + IMPORT_BATCH, args.items)
-                    print(f"\r  seeding: {done:,} items", end="", flush=True)
-            if sys.stdout.isatty():
-                print()
-            if db.engine.dialect.name == "postgresql":
-                # A live server's autovacuum would have analysed the new tables by now.
-                session.execute(text("ANALYZE"))
-                session.commit()
-            project_id = project.id
-    finally:
-        db.dispose()
-    return Seeded(project_id, tokens, args.items, completions, time.perf_counter() - started)
+RSS_EVERY_S = 0.5
+RSS_POINTS = 10  # RSS readings printed, evenly spread over the run
 
 
 def database_counts(url: str) -> dict[str, int]:
@@ -312,129 +98,6 @@ def database_counts(url: str) -> dict[str, int]:
             return counts
     finally:
         db.dispose()
-
-
-class Server:
-    """uvicorn app.asgi:app in its own process group, as `rankery serve` runs it."""
-
-    def __init__(self, url: str, workdir: Path, args: argparse.Namespace) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        command = [
-            sys.executable, "-m", "uvicorn", "app.asgi:app",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(args.server_workers), "--proxy-headers",
-        ]  # fmt: skip
-        if not args.access_log:
-            command.append("--no-access-log")
-        env = {**os.environ, "RANKERY_DATABASE_URL": url, "RANKERY_DATA_DIR": str(workdir)}
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        self.workers = args.server_workers
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited with {self.process.returncode}:\n{self.tail()}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as response,
-            ):
-                if response.status == 200 and self._workers_started():
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer /healthz in {timeout:.0f} s:\n{self.tail()}")
-
-    def pids(self) -> list[int]:
-        return process_tree(self.process.pid) if self.process.poll() is None else []
-
-    def _workers_started(self) -> bool:
-        """With --workers N, uvicorn's supervisor spawns N worker processes (and a helper)."""
-        if self.workers == 1:
-            return True
-        started = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                started += b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        return started >= self.workers
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def errors(self) -> Counter[str]:
-        """The exceptions the server logged (the last line of each traceback), counted."""
-        with contextlib.suppress(OSError):
-            lines = self.log_path.read_text(errors="replace").splitlines()
-            return Counter(line[:160] for line in lines if EXCEPTION_LINE.match(line))
-        return Counter()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # any worker left behind
-        self.process.wait()
-        self.log.close()
-
-
-# --- /proc: memory and CPU of a process tree ---------------------------------------------------
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants (uvicorn's supervisor and workers, postgres backends)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every core of the machine spent busy (not idle or waiting on I/O) since boot."""
-    with contextlib.suppress(OSError, ValueError):
-        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    return 0.0
 
 
 # --- The load -------------------------------------------------------------------------------------
@@ -558,12 +221,27 @@ class Sample:
     postgres_cpu: float = 0.0
     client_cpu: float = 0.0
     machine_cpu: float = 0.0  # every process on the machine, ours included
+    rss_series: list[tuple[float, int]] = field(default_factory=list)  # (seconds, KiB)
 
 
-async def watch_memory(server: Server, sample: Sample) -> None:
+async def watch_memory(server: Server, sample: Sample, start: float) -> None:
     while True:
-        sample.rss_peak_kib = max(sample.rss_peak_kib, rss_kib(server.pids()))
-        await asyncio.sleep(0.5)
+        rss = rss_kib(server.pids())
+        sample.rss_series.append((time.perf_counter() - start, rss))
+        sample.rss_peak_kib = max(sample.rss_peak_kib, rss)
+        await asyncio.sleep(RSS_EVERY_S)
+
+
+def rss_trend_mib_per_min(series: list[tuple[float, int]], since: float) -> float:
+    """Least-squares slope of the server's RSS from `since` (seconds) on: growth, if any."""
+    points = [(t, kib / 1024) for t, kib in series if t >= since]
+    if len(points) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_m = sum(m for _, m in points) / len(points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    cov = sum((t - mean_t) * (m - mean_m) for t, m in points)
+    return cov / var * 60 if var else 0.0
 
 
 async def run_load(
@@ -577,7 +255,7 @@ async def run_load(
     pids = server.pids()
     sample.processes = len(pids)
     sample.rss_start_kib = sample.rss_peak_kib = rss_kib(pids)
-    watcher = asyncio.create_task(watch_memory(server, sample))
+    watcher = asyncio.create_task(watch_memory(server, sample, start))
     labelers = [
         asyncio.create_task(
             labeler(i, token, server.base, seeded.project_id, stats, budget, start, interval)
@@ -612,14 +290,6 @@ async def run_load(
 
 
 # --- Report ---------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of unsorted values (0 for none)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 @dataclass
@@ -672,6 +342,17 @@ def report(
         f"{sample.rss_peak_kib / mib:.1f} MiB, end {sample.rss_end_kib / mib:.1f} MiB "
         f"({sample.processes} process(es))"
     )
+    if sample.rss_series:
+        last = sample.rss_series[-1][0]
+        shown = [
+            min(sample.rss_series, key=lambda p: abs(p[0] - last * i / (RSS_POINTS - 1)))
+            for i in range(RSS_POINTS)
+        ]
+        readings = ", ".join(f"{t:.0f}s {kib / mib:.1f}" for t, kib in shown)
+        print(f"  RSS MiB      {readings}")
+        # The second half of the measured window: after caches and pools have filled.
+        trend = rss_trend_mib_per_min(sample.rss_series, args.warmup + args.duration / 2)
+        print(f"  RSS trend    {trend:+.2f} MiB/min over the second half of the measured window")
     cpu = f"server {sample.server_cpu:.2f}"
     if db == "postgres" and args.postgres_url is None:
         cpu += f", postgres {sample.postgres_cpu:.2f}"
@@ -708,17 +389,21 @@ def report(
 def bench(db: str, args: argparse.Namespace) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix=f"rankery-load-{db}-"))
     try:
-        with throwaway_database(db, args, workdir) as url:
+        database = throwaway_database(db, workdir, args.postgres_url, args.pg_fsync, args.keep)
+        with database as (url, postgres):
             print(f"{db}: seeding {url}")
-            seeded = seed(url, args)
-            server = Server(url, workdir, args)
+            seeded = seed(
+                url, args.labelers, args.items, args.k, args.prompt_chars,
+                args.completion_chars, args.seed, progress=sys.stdout.isatty(),
+            )  # fmt: skip
+            server = Server(url, workdir, args.server_workers, args.access_log)
             try:
-                server.wait_ready()
+                server.start()
                 print(
                     f"  server up on {server.base} ({len(server.pids())} process(es)); "
                     f"loading for {args.warmup + args.duration:g} s"
                 )
-                stats, sample = asyncio.run(run_load(server, seeded, args, args.postgres_server))
+                stats, sample = asyncio.run(run_load(server, seeded, args, postgres))
             finally:
                 server.stop()
             for error, count in server.errors().most_common(5):
@@ -788,7 +473,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--k must be within the project's range 4..9")
     if args.rate < 0:
         parser.error("--rate must not be negative")
-    args.postgres_server = None
     return args
 
 

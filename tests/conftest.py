@@ -3,12 +3,16 @@ PostgreSQL. Each database is copied from a template migrated once per run, so it
 
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -134,3 +138,22 @@ def client(settings: Settings, db: Database, session: Session) -> Iterator[TestC
     with TestClient(create_app(settings, db), base_url="http://testserver") as test_client:
         test_client.event_hooks["response"].append(lambda _response: session.commit())
         yield test_client
+
+
+@pytest.fixture
+def live_url(settings: Settings, db: Database) -> Iterator[str]:
+    """The app served by a real uvicorn server (in a thread) on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings, db), port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -13,10 +13,12 @@ the worker share (one machine, or a shared volume); the finished model is regist
 """
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -55,8 +57,17 @@ class Api:
     def heartbeat(self, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._post(f"/worker/jobs/{job_id}/heartbeat", body).json()
 
-    def finish(self, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        return self._post(f"/worker/jobs/{job_id}/finish", body).json()
+    def finish(
+        self, job_id: int, body: dict[str, Any], retry_seconds: float = 2.0
+    ) -> dict[str, Any]:
+        """Sent until the app answers: a job's end must not be lost to an app restart (the
+        lease decides whether it still counts)."""
+        while True:
+            try:
+                return self._post(f"/worker/jobs/{job_id}/finish", body).json()
+            except httpx.TransportError as exc:
+                log.warning("job %s: cannot report its end (%s); trying again", job_id, exc)
+                time.sleep(retry_seconds)
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         response = self.http.post("/api/v1" + path, json=body, headers=self.headers)
@@ -164,16 +175,30 @@ def run_job(api: Api, spec: dict[str, Any], gpus: int, lease_seconds: int) -> st
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None,
     )
     output = _Output(child.stdout, run_dir / f"attempt-{spec['attempt']}.log")
     metrics = _MetricsTail(run_dir / "metrics.jsonl")
     interval = max(0.2, min(lease_seconds / 4, 10.0))
+    unsent: dict[str, Any] | None = None
     try:
         while True:
             finished = _wait(child, interval)
             if finished:
                 output.thread.join(timeout=5)
-            reply = api.heartbeat(job_id, _report(lease, run_dir, metrics, output))
+            report = _report(lease, run_dir, metrics, output, unsent)
+            try:
+                reply = api.heartbeat(job_id, report)
+            except httpx.TransportError as exc:
+                # The app is restarting or unreachable: the job goes on, and this report's log
+                # lines and metrics go with the next heartbeat. If the lease runs out meanwhile,
+                # the app answers 409 once it is back.
+                log.warning("job %s: cannot reach the app (%s); the job goes on", job_id, exc)
+                unsent = report
+                if finished:
+                    time.sleep(interval)
+                continue
+            unsent = None
             if reply["cancel_requested"]:
                 _stop(child)
                 api.finish(job_id, {"lease": lease, "outcome": "cancelled"})
@@ -223,8 +248,21 @@ class _MetricsTail:
         return merged
 
 
-def _report(lease: str, run_dir: Path, metrics: _MetricsTail, output: _Output) -> dict[str, Any]:
-    body: dict[str, Any] = {"lease": lease, "log": output.drain()}
+def _report(
+    lease: str,
+    run_dir: Path,
+    metrics: _MetricsTail,
+    output: _Output,
+    unsent: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The heartbeat's body; with `unsent`, a report that never reached the app, it carries
+    that report's log lines and metrics too."""
+    body: dict[str, Any] = {
+        "lease": lease,
+        "log": [*(unsent or {}).get("log", []), *output.drain()],
+    }
+    if unsent and "metrics_from" in unsent:
+        metrics.sent = unsent["metrics_from"]
     with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
         body.update(json.loads((run_dir / "progress.json").read_text()))
     new = metrics.new_lines()
@@ -238,6 +276,24 @@ def _result(spec: dict[str, Any], run_dir: Path, metrics: _MetricsTail) -> dict[
         return json.loads((run_dir / "samples.json").read_text())
     metrics.new_lines()
     return {"artifact_path": str(run_dir / "model"), "metrics": metrics.final()}
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with(worker_pid: int):  # type: ignore[no-untyped-def]
+    """Runs in the job's process before it starts: when the worker dies, even by SIGKILL, the
+    kernel sends the job SIGTERM. An orphaned job would go on writing checkpoints into the run
+    directory that the next worker resumes from."""
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+    def stop_with_worker() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker_pid:  # the worker died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return stop_with_worker
 
 
 def _wait(child: subprocess.Popen, seconds: float) -> bool:

@@ -3,43 +3,16 @@ server has worker threads and pooled connections, which is where a server that w
 database inside its threads starves itself."""
 
 import asyncio
-import socket
-import threading
-import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.config import Settings
-from app.db import Database
-from app.main import create_app
 from app.models import Ranking, Task
 from tests.factories import bearer, make_project, make_ranking_item, make_user
 
 LABELERS = 60  # above anyio's 40 worker threads and the connection pool
 REQUEST_TIMEOUT_S = 20
-
-
-@pytest.fixture
-def live_url(settings: Settings, db: Database) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, db), port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 async def _label_once(base_url: str, headers: dict[str, str], project_id: int) -> tuple[int, int]:

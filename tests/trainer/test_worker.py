@@ -1,21 +1,28 @@
 """`rankery worker` against the app (through the test client): it runs SFT, sample and evaluate
 jobs to their registered results, resumes a job whose earlier worker vanished from its
-checkpoint, and stops a job at the heartbeat after an admin cancelled it. Tiny models, a few
+checkpoint, and stops a job at the heartbeat after an admin cancelled it. Then `rankery worker`
+processes against a real server, the first killed with SIGKILL mid-job. Tiny models, a few
 steps."""
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from app.models import Item, Job, JobMetric, ModelVersion
+from app.models.base import utcnow
 from app.schemas.jobs import BaseModelIn
 from app.schemas.labeling import ComparisonIn
 from app.services import evaluations, jobs, queue, registry, submissions
+from benchmarks.harness import process_tree
 from tests.factories import (
     make_evaluation,
     make_job,
@@ -163,3 +170,98 @@ def test_cancel_stops_the_running_job_at_the_next_heartbeat(
     session.commit()
     session.refresh(job)
     assert not worker.is_alive() and job.state == "cancelled"
+
+
+class AppRestarting(Api):
+    """Heartbeats that carry metrics do not reach the app, `outage` times in a row."""
+
+    def __init__(self, api: Api, outage: int) -> None:
+        super().__init__(api.http, api.headers["Authorization"].removeprefix("Bearer "))
+        self.outage = outage
+
+    def _post(self, path: str, body: dict) -> httpx.Response:
+        if self.outage and body.get("metrics"):
+            self.outage -= 1
+            raise httpx.ConnectError("connection refused")
+        return super()._post(path, body)
+
+
+def test_a_worker_rides_out_an_unreachable_app_and_loses_no_metrics(
+    api, session, settings, snapshot, base
+):
+    job = sft_job(session, settings, snapshot, base, epochs=1, max_steps=3)
+
+    assert serve(AppRestarting(api, outage=2), once=True, lease_seconds=10, gpus=0) == 1
+
+    session.refresh(job)
+    assert (job.state, job.attempts) == ("succeeded", 1), job.error
+    assert [m.step for m in job.metrics if "loss" in m.values] == [1, 2, 3]
+
+
+def start_worker(api_url: str, token: str, lease_seconds: int) -> subprocess.Popen:
+    rankery = Path(sys.executable).with_name("rankery")
+    return subprocess.Popen(
+        [str(rankery), "worker", "--api-url", api_url, "--token", token, "--once",
+         "--lease-seconds", str(lease_seconds), "--poll-seconds", "0.2", "--gpus", "0"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def kill_worker_after_checkpoint(worker: subprocess.Popen, run_dir: Path, step: int) -> list[int]:
+    """SIGKILL to the worker process alone (not its job's process) once the job has saved the
+    checkpoint of `step`; returns the pids of the processes the worker had started."""
+    checkpoint = run_dir / "checkpoints" / f"step-{step:08d}" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists():
+        assert worker.poll() is None, "the worker ended before the checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.01)
+    children = process_tree(worker.pid)[1:]
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    return children
+
+
+def wait_until_gone(pids: list[int], seconds: float = 30) -> list[int]:
+    """Waits for the processes to end; kills and returns those still running after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (alive := [p for p in pids if Path(f"/proc/{p}").exists()]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+@pytest.fixture
+def worker_token(session) -> str:
+    _worker, headers = make_worker(session, "killable")
+    session.commit()
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_a_killed_workers_job_stops_with_it_then_resumes_on_the_next_into_one_model(
+    live_url, worker_token, session, settings, snapshot, base
+):
+    job = sft_job(session, settings, snapshot, base, epochs=1, max_steps=6, save_every=2)
+    session.commit()
+    first = start_worker(live_url, worker_token, lease_seconds=2)
+    children = kill_worker_after_checkpoint(first, settings.data_dir / "jobs" / str(job.id), 2)
+
+    # An orphaned job process would go on writing into the run directory the next one resumes.
+    assert children and wait_until_gone(children) == [], "the job's process outlived its worker"
+    session.refresh(job)
+    time.sleep(max(0.0, (job.lease_expires_at - utcnow()).total_seconds()) + 0.1)
+
+    second = start_worker(live_url, worker_token, lease_seconds=30)
+    assert second.wait(timeout=300) == 0
+
+    session.commit()
+    session.refresh(job)
+    assert (job.state, job.attempts) == ("succeeded", 2), job.log_tail
+    assert "resumed from" in job.log_tail and "step-00000002" in job.log_tail
+    versions = session.scalars(select(ModelVersion).where(ModelVersion.job_id == job.id)).all()
+    assert len(versions) == 1
+    assert [m.step for m in job.metrics if "loss" in m.values] == [1, 2, 3, 4, 5, 6]
