@@ -9,7 +9,7 @@ from app.errors import Conflict, InvalidInput
 from app.models import Demonstration, Item, Project, Ranking, RankingEntry, Slot, Task, User
 from app.models.base import utcnow
 from app.schemas.labeling import FLAGS, DemonstrationIn, RankingIn
-from app.services import pace
+from app.services import pace, suggestions
 from app.services.queue import own_task
 
 LEASE_LOST = (
@@ -106,6 +106,7 @@ def submit_demonstration(
         messages=_conversation(task, turns),
         time_spent_ms=elapsed,
         too_fast=pace.is_too_fast(session, project, "demonstration", elapsed),
+        suggestions=suggestions.used(session, task, labeler, data),
         created_at=now,
     )
     session.add(demonstration)
