@@ -95,9 +95,7 @@ def test_a_job_on_a_snapshot_still_being_written_waits(session, app_settings, ba
     assert job.state == "waiting"
 
 
-def test_a_job_on_a_failed_snapshot_is_refused_and_not_created(
-    session, app_settings, base
-) -> None:
+def test_a_job_on_a_failed_snapshot_is_refused_and_not_created(session, app_settings, base) -> None:
     snapshot = exports.request_snapshot(session, app_settings, ExportRequest())
     snapshot.state, snapshot.error = "failed", "disk full"
     session.commit()
