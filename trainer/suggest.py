@@ -25,10 +25,11 @@ def reply(model_path: str, params: dict[str, Any]) -> str:
     model, tokenizer, chat = _load(model_path)
     torch.manual_seed(params.get("seed", 0))
     context = [Message(m["role"], m["content"]) for m in params["messages"]]
-    limit = context_limit(model) - params["max_new_tokens"]
-    ids = truncate_left(chat.prompt(context), limit)
+    # Half the context at most for the reply, so that a small model still sees the dialogue.
+    new_tokens = min(params["max_new_tokens"], context_limit(model) // 2)
+    ids = truncate_left(chat.prompt(context), context_limit(model) - new_tokens)
     _queries, responses = sample(
-        model, [ids], tokenizer, params["max_new_tokens"], params["temperature"], params["top_p"]
+        model, [ids], tokenizer, new_tokens, params["temperature"], params["top_p"]
     )
     return tokenizer.decode(responses[0], skip_special_tokens=True).strip()
 
