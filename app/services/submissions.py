@@ -87,6 +87,7 @@ def submit_demonstration(
     if task.state == "submitted":
         return _stored(session, Demonstration, task.id)
     _check_open(task)
+    kept = suggestions.used(session, task, labeler, data)
     now = _finish(session, task, labeler)
     if now is None:
         return _stored(session, Demonstration, task.id)
@@ -106,7 +107,7 @@ def submit_demonstration(
         messages=_conversation(task, turns),
         time_spent_ms=elapsed,
         too_fast=pace.is_too_fast(session, project, "demonstration", elapsed),
-        suggestions=suggestions.used(session, task, labeler, data),
+        suggestions=kept,
         created_at=now,
     )
     session.add(demonstration)
