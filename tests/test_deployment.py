@@ -67,7 +67,7 @@ def test_the_worker_shares_the_artifacts_volume_at_the_apps_data_dir() -> None:
 
 def test_the_worker_token_comes_from_the_environment() -> None:
     token = SERVICES["worker"]["environment"]["RANKERY_WORKER_TOKEN"]
-    assert token.startswith("${RANKERY_WORKER_TOKEN:?")
+    assert token.startswith("${RANKERY_WORKER_TOKEN")
     [option] = [p for p in resolve(["rankery", "worker"])[0].params if p.name == "token"]
     assert option.envvar == "RANKERY_WORKER_TOKEN"
 
