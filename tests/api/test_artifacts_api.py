@@ -42,6 +42,11 @@ def tar_of(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def names_in(archive: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return tar.getnames()
+
+
 MODEL = tar_of({"config.json": b'{"model_type": "gpt2"}', "model.safetensors": b"\0" * 50_000})
 
 
@@ -84,7 +89,7 @@ def test_a_worker_downloads_its_jobs_snapshot_checked_by_sha256(client, held) ->
     )
     assert response.status_code == 200
     assert response.headers["X-Content-SHA256"] == hashlib.sha256(response.content).hexdigest()
-    names = tarfile.open(fileobj=io.BytesIO(response.content)).getnames()
+    names = names_in(response.content)
     assert sorted(names) == [
         "manifest.json",
         "ppo.train.jsonl",
@@ -101,7 +106,7 @@ def test_a_worker_downloads_the_model_its_job_starts_from(client, held) -> None:
         headers=held["headers"],
     )
     assert response.status_code == 200
-    assert tarfile.open(fileobj=io.BytesIO(response.content)).getnames() == ["config.json"]
+    assert names_in(response.content) == ["config.json"]
 
 
 def test_a_model_the_job_does_not_use_is_not_served(client, session, held, tmp_path) -> None:
