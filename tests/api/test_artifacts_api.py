@@ -5,12 +5,18 @@ directory. Nothing else is reachable with a worker token."""
 
 import hashlib
 import io
+import socket
 import tarfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy import select
 
+from app.main import create_app
 from app.models import ModelVersion
 from tests.factories import (
     make_base_version,
@@ -203,3 +209,48 @@ def test_a_model_outside_the_jobs_run_directory_is_not_registered(
     assert response.status_code == 422
     assert "is not in the job's run directory" in response.json()["detail"]
     assert registered(session, held) is None
+
+
+@pytest.fixture
+def live_url(settings, db) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings, db), port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def wait_until(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_a_connection_dropped_halfway_through_an_upload_leaves_nothing_behind(
+    live_url, client, session, held
+) -> None:
+    spec, run_dir = held["spec"], Path(held["spec"]["run_dir"])
+    host, port = live_url.removeprefix("http://").split(":")
+    head = (
+        f"PUT /api/v1/worker/jobs/{spec['job_id']}/model?lease={spec['lease']} HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: {held['headers']['Authorization']}\r\n"
+        f"X-Content-SHA256: {hashlib.sha256(MODEL).hexdigest()}\r\n"
+        f"Content-Length: {len(MODEL)}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(head.encode() + MODEL[: len(MODEL) // 2])
+        wait_until(lambda: any(n.startswith(".upload-") for n in leftovers(run_dir)))
+    # The connection dropped while the server was reading the body.
+    wait_until(lambda: not leftovers(run_dir))
+    assert leftovers(run_dir) == [] and registered(session, held) is None
+    assert upload(client, held, MODEL).status_code == 200  # and a retry works
