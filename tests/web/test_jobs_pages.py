@@ -146,3 +146,15 @@ def test_an_admin_registers_a_base_model_and_sees_its_lineage(
 def test_an_admin_creates_a_worker_token_on_the_jobs_page(client, admin_csrf) -> None:
     page = client.post("/admin/workers", data={"csrf_token": admin_csrf, "name": "gpu-box"}).text
     assert 'id="new-token">rk_' in page and "gpu-box" in page
+
+
+def test_a_waiting_jobs_page_names_its_snapshot_and_polls(
+    client, session, settings, admin_csrf, tmp_path
+) -> None:
+    base = make_base_version(session, tmp_path / "base")
+    snapshot = exports.request_snapshot(session, settings, ExportRequest(), None, "snap-2")
+    job = make_job(session, "sft", {"snapshot": snapshot.id, "model_version_id": base.id},
+                   settings.data_dir)  # fmt: skip
+    page = client.get(f"/admin/jobs/{job.id}").text
+    assert 'waiting</strong> for snapshot <a href="/admin/exports/snap-2">' in page
+    assert 'hx-trigger="every 1s"' in page
