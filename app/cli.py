@@ -76,9 +76,10 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command(
     help="Run jobs (SFT, RM, PPO, sampling) for the app at --api-url; needs no database access, "
-    "only a worker token (an admin creates one: `rankery workers create NAME`). Run "
-    "directories go to the app's DATA_DIR, which the worker must share (same machine or a "
-    "shared volume)."
+    "only a worker token (an admin creates one: `rankery workers create NAME`). A worker that "
+    "shares the app's DATA_DIR (same machine or a shared volume) reads and writes artifacts "
+    "there; any other downloads snapshots and models through the API into --work-dir and "
+    "uploads the trained model."
 )
 @click.option("--api-url", envvar="RANKERY_API_URL", default="http://127.0.0.1:8000",
               show_default=True)  # fmt: skip
@@ -88,8 +89,29 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--poll-seconds", default=5.0, show_default=True, type=float)
 @click.option("--lease-seconds", default=60, show_default=True, type=int)
 @click.option("--gpus", type=int, default=None, help="GPUs to use (default: all visible).")
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/worker"),
+    show_default=True,
+    help="downloads and run directories, when the app's disk is not shared",
+)
+@click.option(
+    "--artifacts",
+    type=click.Choice(["auto", "shared", "http"]),
+    default="auto",
+    show_default=True,
+    help="auto: the app's disk when this machine shares it, else through the API",
+)
 def worker(
-    api_url: str, token: str, once: bool, poll_seconds: float, lease_seconds: int, gpus: int | None
+    api_url: str,
+    token: str,
+    once: bool,
+    poll_seconds: float,
+    lease_seconds: int,
+    gpus: int | None,
+    work_dir: Path,
+    artifacts: str,
 ) -> None:
     import logging
 
@@ -102,7 +124,8 @@ def worker(
         ) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll
-    ran = serve(Api.connect(api_url, token), once, poll_seconds, lease_seconds, gpus)
+    api = Api.connect(api_url, token)
+    ran = serve(api, once, poll_seconds, lease_seconds, gpus, work_dir, artifacts)
     click.echo(f"Ran {ran} job(s).")
 
 
@@ -151,7 +174,10 @@ def jobs_list() -> None:
 
 
 @jobs.command(
-    "create", help="Queue a job: KIND (sample|sft|rm|ppo|evaluate) and --set key=value params."
+    "create",
+    help="Queue a job: KIND (sample|sft|rm|ppo|evaluate) and --set key=value params. Training "
+    "jobs name a snapshot (--set snapshot=ID or a path), or make a new one with the export "
+    "filters' defaults (--set snapshot=new), written before this command returns.",
 )
 @click.argument("kind", type=click.Choice(list(JOB_KINDS)))
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -160,7 +186,7 @@ def jobs_list() -> None:
 def jobs_create(kind: str, settings: tuple[str, ...], gpus: int) -> None:
     from app.errors import validated
     from app.schemas.jobs import JobIn
-    from app.services.jobs import create_job
+    from app.services.jobs import create_job, get_job, write_snapshot
 
     params: dict[str, object] = {}
     for item in settings:
@@ -168,12 +194,20 @@ def jobs_create(kind: str, settings: tuple[str, ...], gpus: int) -> None:
         if not sep:
             raise click.ClickException(f"{item!r} is not of the form key=value")
         params[key] = value.split(",") if key.endswith("_ids") else value
-    with _db().session() as session:
+    db, config, made = _db(), get_settings(), []
+    with db.session() as session:
         try:
             data = validated(JobIn, {"kind": kind, "params": params, "gpus": gpus})
-            job = create_job(session, data, None, get_settings().data_dir)
+            job = create_job(session, data, None, config, made.append)
         except ServiceError as exc:
             _fail(exc)
+    for snapshot_id in made:
+        click.echo(f"Writing snapshot {snapshot_id} for job {job.id}...")
+        write_snapshot(db, config, snapshot_id)
+        with db.session(write=False) as session:
+            job = get_job(session, job.id)
+    if job.state == "failed":
+        raise click.ClickException(f"Job {job.id} failed: {job.error}")
     click.echo(f"Queued job {job.id} ({job.kind}).")
 
 

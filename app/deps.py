@@ -160,6 +160,24 @@ def api_worker(
 WorkerToken = Annotated[Worker, Depends(api_worker)]
 
 
+def streaming_worker(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Worker:
+    """A worker token checked in a short session of its own, for routes that stream a large
+    body: no request session (and no SQLite writer turn) is held while the bytes arrive."""
+    with request.app.state.db.session(write=False) as session:
+        worker = worker_for_token(session, credentials.credentials) if credentials else None
+    if worker is None:
+        raise HTTPException(
+            401, "A valid worker token is required.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return worker
+
+
+StreamingWorkerToken = Annotated[Worker, Depends(streaming_worker)]
+
+
 async def _form(request: Request) -> FormData:
     return await request.form()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -98,7 +99,10 @@ async def worker(
                     "metrics_from": step - 1, "metrics": [{"step": step, "loss": 1.0 / step}],
                     "log": [f"step {step}"]}  # fmt: skip
             (await http.post(f"{path}/heartbeat", json=beat, headers=headers)).raise_for_status()
-        result = {"artifact_path": str(model), "metrics": {"loss": 0.5}}
+        # A shared-disk worker: the model goes into the run directory the app named.
+        trained = Path(spec["run_dir"]) / "model"
+        shutil.copytree(model, trained, dirs_exist_ok=True)
+        result = {"artifact_path": str(trained), "metrics": {"loss": 0.5}}
         done = {"lease": spec["lease"], "outcome": "succeeded", "result": result}
         (await http.post(f"{path}/finish", json=done, headers=headers)).raise_for_status()
 

@@ -138,6 +138,7 @@ function setupRepeater(form, listSelector, templateSelector, addSelector) {
   if (!list || !template || !add) return;
   add.addEventListener("click", () => {
     list.appendChild(template.content.cloneNode(true));
+    if (window.htmx) htmx.process(list);  // the new turns' Suggest buttons
     const fields = list.querySelectorAll("textarea");
     fields[fields.length - 2].focus();
   });
@@ -188,4 +189,24 @@ document.addEventListener("DOMContentLoaded", () => {
       if (all.length > 1) { all[all.length - 1].remove(); all[all.length - 2].remove(); }
     });
   }
+});
+
+// Dialogue suggestions: a Suggest button sends the dialogue with the index of its turn; a
+// ready suggestion goes into that turn's text box (editable) and is remembered for the record.
+document.addEventListener("htmx:configRequest", (event) => {
+  const button = event.detail.elt;
+  if (!button.classList?.contains("suggest-button")) return;
+  const turns = [...button.closest("ol").querySelectorAll(":scope > li.turn")];
+  event.detail.parameters.turn = String(turns.indexOf(button.closest("li.turn")));
+});
+
+document.addEventListener("htmx:load", (event) => {
+  const ready = event.detail.elt.closest?.("[data-suggestion-text]")
+    ?? event.detail.elt.querySelector?.("[data-suggestion-text]");
+  if (!ready) return;
+  const turn = ready.closest("li.turn");
+  const box = turn.querySelector("textarea[name=turn_content]");
+  box.value = ready.dataset.suggestionText;
+  turn.querySelector("input[name=turn_suggestion]").value = ready.dataset.suggestionJob;
+  box.focus();
 });

@@ -3,12 +3,14 @@
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.models import (
     Comparison,
     Item,
@@ -264,10 +266,16 @@ def make_snapshot_dir(directory: Path, kinds: tuple[str, ...] = ("sft", "rm", "p
 
 
 def make_job(
-    session: Session, kind: str, params: dict, data_dir: Path | None = None, gpus: int = 1
+    session: Session,
+    kind: str,
+    params: dict,
+    data_dir: Path | None = None,
+    gpus: int = 1,
+    start_snapshot: Callable[[str], None] | None = None,
 ) -> Job:
+    settings = Settings(secret_key="test-secret-key", data_dir=data_dir or Path("/nonexistent"))
     return jobs.create_job(
-        session, JobIn(kind=kind, params=params, gpus=gpus), None, data_dir or Path("/nonexistent")
+        session, JobIn(kind=kind, params=params, gpus=gpus), None, settings, start_snapshot
     )
 
 

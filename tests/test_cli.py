@@ -186,6 +186,24 @@ def test_an_evaluate_job_is_queued_from_the_command_line(empty_url: str, tmp_pat
     assert same.returncode != 0 and "the same version as A" in same.stderr
 
 
+def test_a_job_on_a_new_snapshot_writes_it_first_and_says_when_it_lacks_the_stages_files(
+    empty_url: str, tmp_path: Path
+) -> None:
+    from tests.factories import make_base_version
+
+    rankery(empty_url, "migrate")
+    with Database(empty_url).session() as session:
+        base = make_base_version(session, tmp_path / "base")
+
+    created = rankery(empty_url, "jobs", "create", "sft", "--set", "snapshot=new",
+                      "--set", f"model_version_id={base.id}")  # fmt: skip
+
+    assert created.returncode != 0
+    assert "Writing snapshot" in created.stdout
+    assert "Job 1 failed: snapshot:" in created.stderr and "has no sft records" in created.stderr
+    assert "#1     sft     failed" in rankery(empty_url, "jobs", "list").stdout
+
+
 def test_worker_tokens_are_created_on_the_command_line(empty_url: str) -> None:
     rankery(empty_url, "migrate")
     result = rankery(empty_url, "workers", "create", "gpu-box")

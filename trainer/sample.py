@@ -49,7 +49,7 @@ def generate(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         tokenizer = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path).eval()
         chat = ChatFormat(tokenizer)
-        limit = _context_limit(model) - params["max_new_tokens"]
+        limit = context_limit(model) - params["max_new_tokens"]
         jobs = [(i, j) for i in range(len(prompts)) for j in slots]
         for _attempt in range(EMPTY_RETRIES + 1):
             for start in range(0, len(jobs), BATCH_SIZE):
@@ -91,7 +91,7 @@ def generate(spec: dict[str, Any], out: Path) -> dict[str, Any]:
     return {"items": items}
 
 
-def _context_limit(model) -> int:
+def context_limit(model) -> int:
     config = model.config
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
 

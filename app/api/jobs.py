@@ -1,12 +1,17 @@
 """/api/v1 for jobs: admins create, watch, cancel and retry jobs, manage worker tokens and model
-versions; workers (worker tokens only) claim jobs, heartbeat and finish them."""
+versions; workers (worker tokens only) claim jobs, heartbeat and finish them, and, when they do
+not share the app's disk, download the job's snapshot and models and upload the trained model
+(app/services/artifacts.py). A worker token touches only the jobs it holds."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from starlette.requests import ClientDisconnect
 
 from app.api.routes import ERRORS
-from app.deps import ApiAdmin, SessionDep, WorkerToken
+from app.deps import ApiAdmin, SessionDep, StreamingWorkerToken, WorkerToken
 from app.models import Job
 from app.schemas.jobs import (
     BaseModelIn,
@@ -21,12 +26,13 @@ from app.schemas.jobs import (
     JobSpec,
     ModelVersionOut,
     PairWinRateOut,
+    UploadOut,
     VersionComparisonOut,
     WorkerCreated,
     WorkerIn,
     WorkerOut,
 )
-from app.services import evaluations, jobs, leases, registry, workers
+from app.services import artifacts, evaluations, jobs, leases, registry, workers
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -43,9 +49,26 @@ def list_jobs(session: SessionDep, _admin: ApiAdmin) -> list[JobOut]:
     return [JobOut.model_validate(j) for j in jobs.list_jobs(session)]
 
 
-@router.post("/jobs", tags=["jobs"], response_model=JobOut, status_code=201)
-def create_job(request: Request, data: JobIn, session: SessionDep, admin: ApiAdmin) -> JobOut:
-    return JobOut.model_validate(jobs.create_job(session, data, admin, _data_dir(request)))
+@router.post(
+    "/jobs",
+    tags=["jobs"],
+    response_model=JobOut,
+    status_code=201,
+    summary='Queue a job; a training job with the snapshot "new" waits for a new snapshot',
+)
+def create_job(
+    request: Request,
+    background: BackgroundTasks,
+    data: JobIn,
+    session: SessionDep,
+    admin: ApiAdmin,
+) -> JobOut:
+    settings, db = request.app.state.settings, request.app.state.db
+
+    def start(snapshot_id: str) -> None:
+        background.add_task(jobs.write_snapshot, db, settings, snapshot_id)
+
+    return JobOut.model_validate(jobs.create_job(session, data, admin, settings, start))
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], response_model=JobDetailOut)
@@ -59,8 +82,8 @@ def cancel_job(job_id: int, session: SessionDep, admin: ApiAdmin) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"], response_model=JobOut, status_code=201)
-def retry_job(job_id: int, session: SessionDep, admin: ApiAdmin) -> JobOut:
-    return JobOut.model_validate(jobs.retry_job(session, job_id, admin))
+def retry_job(request: Request, job_id: int, session: SessionDep, admin: ApiAdmin) -> JobOut:
+    return JobOut.model_validate(jobs.retry_job(session, job_id, admin, _data_dir(request)))
 
 
 @router.get(
@@ -175,6 +198,87 @@ def finish(
 ) -> JobOut:
     job = leases.finish_job(session, job_id, worker, data, _data_dir(request))
     return JobOut.model_validate(job)
+
+
+ARCHIVE = {200: {"content": {"application/x-tar": {}}, "description": "a tar archive"}}
+
+
+@router.get(
+    "/worker/jobs/{job_id}/snapshot",
+    tags=["worker"],
+    response_class=FileResponse,
+    responses=ARCHIVE,
+    summary="The held job's snapshot directory as a tar archive (sha256 in X-Content-SHA256)",
+)
+def download_snapshot(
+    request: Request, job_id: int, lease: str, session: SessionDep, worker: WorkerToken
+) -> FileResponse:
+    job = leases.held_job(session, job_id, worker, lease, lock=False)
+    path, sha = artifacts.snapshot_archive(_data_dir(request), job)
+    return _archive(path, sha)
+
+
+@router.get(
+    "/worker/jobs/{job_id}/models/{version_id}",
+    tags=["worker"],
+    response_class=FileResponse,
+    responses=ARCHIVE,
+    summary="A model version the held job reads, as a tar archive (sha256 in X-Content-SHA256)",
+)
+def download_model(
+    request: Request,
+    job_id: int,
+    version_id: int,
+    lease: str,
+    session: SessionDep,
+    worker: WorkerToken,
+) -> FileResponse:
+    job = leases.held_job(session, job_id, worker, lease, lock=False)
+    path, sha = artifacts.model_archive(session, _data_dir(request), job, version_id)
+    return _archive(path, sha)
+
+
+def _archive(path, sha: str) -> FileResponse:  # type: ignore[no-untyped-def]
+    headers = {"X-Content-SHA256": sha}
+    return FileResponse(path, media_type="application/x-tar", headers=headers)
+
+
+@router.put(
+    "/worker/jobs/{job_id}/model",
+    tags=["worker"],
+    response_model=UploadOut,
+    openapi_extra={"requestBody": {"content": {"application/x-tar": {}}, "required": True}},
+    summary="Upload the trained model directory (tar); finish the job with the artifact_path",
+)
+async def upload_model(
+    request: Request,
+    job_id: int,
+    lease: str,
+    worker: StreamingWorkerToken,
+    x_content_sha256: str = Header(description="sha256 of the archive, hex"),
+) -> UploadOut:
+    """Streams the body to disk; the app keeps the model only when every byte arrived and the
+    checksum matches. The session is not held while the body streams in."""
+    db, data_dir = request.app.state.db, _data_dir(request)
+
+    def check_lease() -> None:
+        with db.session(write=False) as session:
+            leases.held_job(session, job_id, worker, lease, lock=False)
+
+    await run_in_threadpool(check_lease)
+    declared = request.headers.get("content-length")
+    upload = await run_in_threadpool(
+        artifacts.Upload, data_dir, job_id, int(declared) if declared else None, x_content_sha256
+    )
+    try:
+        async for chunk in request.stream():
+            await run_in_threadpool(upload.write, chunk)
+    except ClientDisconnect:
+        raise upload.cut_off() from None
+    except BaseException:
+        upload.abort()
+        raise
+    return await run_in_threadpool(upload.finish)
 
 
 def _heartbeat_out(job: Job) -> HeartbeatOut:

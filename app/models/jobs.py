@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 from app.models.base import utcnow
 
-JOB_KINDS = ("sample", "sft", "rm", "ppo", "evaluate")
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_KINDS = ("sample", "sft", "rm", "ppo", "evaluate", "suggest")
+# "waiting": for the export snapshot it trains on to be written; then "queued" (or "failed").
+JOB_STATES = ("waiting", "queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
 MODEL_KINDS = ("base", "policy", "reward")
 

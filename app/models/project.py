@@ -37,6 +37,8 @@ class Project(Base):
     split_train: Mapped[float] = mapped_column(default=0.8)
     split_validation: Mapped[float] = mapped_column(default=0.1)
     split_test: Mapped[float] = mapped_column(default=0.1)
+    # The model that writes dialogue suggestions for labelers (none: the newest policy).
+    suggestion_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

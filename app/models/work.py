@@ -242,3 +242,6 @@ class Demonstration(Base):
     too_fast: Mapped[bool] = mapped_column(default=False)
     # An admin's 1-7 grade (screening tests grade candidates' demonstrations).
     admin_grade: Mapped[int | None]
+    # Model suggestions the labeler took into assistant turns (app/services/suggestions.py):
+    # [{"turn", "job_id", "model_version_id", "edited"}]; empty when none was used.
+    suggestions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

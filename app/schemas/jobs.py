@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.schemas.labeling import Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# The snapshot reference that makes a new export snapshot (default filters) with the job.
+NEW_SNAPSHOT = "new"
 SnapshotRef = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
 ]
@@ -20,7 +22,10 @@ SnapshotRef = Annotated[
 
 
 class TrainParams(Strict):
-    snapshot: SnapshotRef = Field(description="export snapshot id (under DATA_DIR/exports) or path")
+    snapshot: SnapshotRef = Field(
+        description=f"export snapshot id (under DATA_DIR/exports) or path; {NEW_SNAPSHOT!r} "
+        "makes a new one now with the export filters' defaults"
+    )
     model_version_id: int = Field(description="the model version to start from")
     learning_rate: float = Field(gt=0, le=1)
     batch_size: int = Field(ge=1, le=4096)
@@ -110,6 +115,8 @@ PARAMS: dict[str, type[Strict]] = {
 # Parameters that are references, not trainer options.
 REFERENCES = {"snapshot", "model_version_id", "reward_model_version_id"}
 JobKind = Literal["sample", "sft", "rm", "ppo", "evaluate"]
+# Workers also run labelers' dialogue suggestions (app/services/suggestions.py).
+ClaimKind = Literal["suggest", "sample", "sft", "rm", "ppo", "evaluate"]
 
 
 class JobIn(Strict):
@@ -172,13 +179,24 @@ class WorkerCreated(WorkerOut):
 
 
 class ClaimIn(Strict):
-    kinds: list[JobKind] = Field(default_factory=lambda: ["sample", "sft", "rm", "ppo", "evaluate"])
+    kinds: list[ClaimKind] = Field(
+        default_factory=lambda: ["suggest", "sample", "sft", "rm", "ppo", "evaluate"]
+    )
     lease_seconds: int = Field(default=60, ge=1, le=3600)
     max_gpus: int = Field(default=64, ge=0, le=64, description="claim only jobs wanting ≤ this")
 
 
+class Storage(BaseModel):
+    """The app's DATA_DIR as the app sees it. A worker that finds the same `storage_id` in
+    `<path>/.storage-id` shares the app's disk and uses the paths in the spec directly; any
+    other worker downloads and uploads the artifacts through the API."""
+
+    path: str
+    storage_id: str
+
+
 class JobSpec(BaseModel):
-    """What a worker needs to run a claimed job. Paths are on the shared storage."""
+    """What a worker needs to run a claimed job. Paths are the app's (see Storage)."""
 
     job_id: int
     kind: str
@@ -194,6 +212,18 @@ class JobSpec(BaseModel):
     # Sample and evaluate jobs: the prompts to answer and the model versions to answer them.
     prompts: list[dict[str, Any]] = Field(default_factory=list)
     models: dict[str, str] = Field(default_factory=dict)  # model version id -> path
+    # The model version ids behind `model` and `reward_model` (to download them by).
+    model_version_id: int | None = None
+    reward_model_version_id: int | None = None
+    storage: Storage | None = None
+
+
+class UploadOut(BaseModel):
+    """Where the app put an uploaded model directory: the artifact_path to finish the job with."""
+
+    artifact_path: str
+    sha256: str
+    bytes: int
 
 
 class LeaseIn(Strict):

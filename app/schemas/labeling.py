@@ -87,12 +87,32 @@ class Message(Strict):
     content: Text
 
 
+class SuggestionUse(Strict):
+    """A dialogue turn (0 is the answer to the prompt) that started from a model suggestion."""
+
+    turn: int = Field(ge=0, lt=MAX_DIALOGUE_MESSAGES)
+    job_id: int
+
+
+class DraftTurn(Strict):
+    role: Literal["user", "assistant"]
+    content: OptionalText
+
+
+class SuggestIn(Strict):
+    """A dialogue as written so far, and the assistant turn a suggestion is wanted for."""
+
+    turns: list[DraftTurn] = Field(max_length=MAX_DIALOGUE_MESSAGES)
+    turn: int = Field(ge=0, lt=MAX_DIALOGUE_MESSAGES)
+
+
 class DemonstrationIn(Strict):
     """Either a single answer, or the dialogue turns written after the prompt (assistant first)."""
 
     kind: Literal["single", "dialogue"]
     answer: OptionalText | None = None
     turns: list[Message] = Field(default_factory=list, max_length=MAX_DIALOGUE_MESSAGES)
+    suggestions: list[SuggestionUse] = Field(default_factory=list, max_length=MAX_DIALOGUE_MESSAGES)
 
     @model_validator(mode="after")
     def _shape(self) -> "DemonstrationIn":

@@ -68,6 +68,24 @@ def request_snapshot(
     snapshot_id: str | None = None,
 ) -> Snapshot:
     """Check the request and record a queued snapshot (one commit); `run_snapshot` writes it."""
+    snapshot = add_snapshot_request(session, settings, request, created_by, snapshot_id)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _exists(snapshot.id) from None
+    return snapshot
+
+
+def add_snapshot_request(
+    session: Session,
+    settings: Settings,
+    request: ExportRequest,
+    created_by: User | None = None,
+    snapshot_id: str | None = None,
+) -> Snapshot:
+    """`request_snapshot` without the commit, for a unit of work that makes a snapshot along
+    with something else (a training job that trains on it)."""
     export_records.select_data(session, request, settings.secret_key)
     if request.format != "jsonl":
         check_parquet_available()
@@ -94,11 +112,6 @@ def request_snapshot(
         session.rollback()
         raise _exists(snapshot_id) from None
     audit.record(session, created_by, "export.requested", snapshot, after=snapshot.request)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise _exists(snapshot_id) from None
     return snapshot
 
 

@@ -1,7 +1,13 @@
 """Jobs as admins see them: create (parameters validated per kind, references checked), list,
-cancel and retry. The worker side (claim, heartbeat, finish) is app/services/leases.py."""
+cancel and retry. The worker side (claim, heartbeat, finish) is app/services/leases.py.
+
+A training job trains on an export snapshot: an existing one, or one made with it (the
+snapshot reference "new": the export filters' defaults). While its snapshot is being written the
+job is "waiting"; when the snapshot is finished (`settle_waiting`) the job joins the queue, or
+fails with the reason when the export failed or lacks the files the stage reads."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -9,28 +15,59 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app.config import Settings
+from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, validated
-from app.models import Job, ModelVersion, Project, Prompt, User
+from app.models import Job, ModelVersion, Project, Prompt, Snapshot, User
 from app.models.base import utcnow
 from app.models.jobs import FINISHED_STATES
-from app.schemas.jobs import PARAMS, EvaluateParams, JobIn, PpoParams, SampleParams, TrainParams
-from app.services import audit, evaluations
+from app.schemas.jobs import (
+    NEW_SNAPSHOT,
+    PARAMS,
+    EvaluateParams,
+    JobIn,
+    PpoParams,
+    SampleParams,
+    TrainParams,
+)
+from app.schemas.snapshot import ExportRequest
+from app.services import audit, evaluations, exports
 
 # The snapshot files each training stage reads (train split).
 STAGE_FILES = {"sft": ["sft"], "rm": ["rm"], "ppo": ["ppo"]}
+UNFINISHED_SNAPSHOT = ("queued", "running")
 
 
-def create_job(session: Session, data: JobIn, user: User | None, data_dir: Path) -> Job:
+def create_job(
+    session: Session,
+    data: JobIn,
+    user: User | None,
+    settings: Settings,
+    start_snapshot: Callable[[str], None] | None = None,
+) -> Job:
+    """Queues a job. With the snapshot "new", an export snapshot with the default filters is
+    requested in the same commit and handed to `start_snapshot` (which writes it, now or in
+    the background); the job waits for it."""
     params = validated(PARAMS[data.kind], data.params)
+    state = "queued"
+    made = None
     if isinstance(params, SampleParams):
         _check_sample(session, params)
     elif isinstance(params, EvaluateParams):
         params = evaluations.check_params(session, params)
     else:
         assert isinstance(params, TrainParams)
-        _check_training(session, data.kind, params, data_dir)
+        _check_training(session, params)
+        if params.snapshot == NEW_SNAPSHOT:
+            if start_snapshot is None:
+                raise InvalidInput("snapshot: this caller cannot make snapshots; name one.")
+            made = exports.add_snapshot_request(session, settings, ExportRequest(), user)
+            params.snapshot, state = made.id, "waiting"
+        else:
+            state = snapshot_gate(session, data.kind, params.model_dump(), settings.data_dir)
     job = Job(
         kind=data.kind,
+        state=state,
         params=params.model_dump(mode="json"),
         gpus=data.gpus,
         created_by_id=user.id if user else None,
@@ -40,7 +77,59 @@ def create_job(session: Session, data: JobIn, user: User | None, data_dir: Path)
         session, user, "job.created", job, after={"kind": job.kind, "gpus": job.gpus, **job.params}
     )
     session.commit()
+    if made is not None and start_snapshot is not None:
+        start_snapshot(made.id)
     return job
+
+
+def snapshot_gate(session: Session, kind: str, params: dict[str, Any], data_dir: Path) -> str:
+    """ "waiting" while the job's snapshot is being written, "queued" once it holds the files
+    the stage reads; InvalidInput (saying why) when it failed or lacks them."""
+    reference = params["snapshot"]
+    snapshot = (
+        session.get(Snapshot, reference) if exports.SNAPSHOT_ID.fullmatch(reference) else None
+    )
+    if snapshot is not None and snapshot.state in UNFINISHED_SNAPSHOT:
+        return "waiting"
+    if snapshot is not None and snapshot.state == "failed":
+        raise InvalidInput(
+            f"snapshot: the export snapshot {reference} failed ({snapshot.error}). "
+            "Choose another snapshot or make a new one."
+        )
+    check_snapshot(resolve_snapshot(reference, data_dir), stage_files(kind, params))
+    return "queued"
+
+
+def stage_files(kind: str, params: dict[str, Any]) -> list[str]:
+    """The snapshot's record kinds a training stage reads."""
+    needed = list(STAGE_FILES[kind])
+    if kind == "ppo" and params.get("ptx_coef", 0) > 0:
+        needed.append("sft")  # the pretraining mix uses the demonstrations
+    return needed
+
+
+def settle_waiting(session: Session, data_dir: Path, now: datetime | None = None) -> int:
+    """Waiting jobs whose snapshot is finished join the queue, or fail with the reason
+    (added, not committed). Returns how many changed."""
+    changed = 0
+    waiting = session.scalars(
+        select(Job).where(Job.state == "waiting").order_by(Job.id).with_for_update(skip_locked=True)
+    )
+    for job in waiting:
+        try:
+            job.state = snapshot_gate(session, job.kind, job.params, data_dir)
+        except InvalidInput as exc:
+            job.state, job.error, job.finished_at = "failed", exc.message, now or utcnow()
+        changed += job.state != "waiting"
+    return changed
+
+
+def write_snapshot(db: Database, settings: Settings, snapshot_id: str) -> None:
+    """Writes a snapshot requested with a job, then lets the jobs waiting for it go on."""
+    exports.run_snapshot(db, settings, snapshot_id)
+    with db.session() as session:
+        settle_waiting(session, settings.data_dir)
+        session.commit()
 
 
 def default_params(kind: str) -> dict[str, Any]:
@@ -57,7 +146,9 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(session: Session, limit: int = 200) -> list[Job]:
-    return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+    """The newest jobs, without the labelers' dialogue suggestions (small and many)."""
+    query = select(Job).where(Job.kind != "suggest").order_by(Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def cancel_job(session: Session, job_id: int, actor: User | None = None) -> Job:
@@ -66,7 +157,7 @@ def cancel_job(session: Session, job_id: int, actor: User | None = None) -> Job:
     if job.state in FINISHED_STATES:
         raise Conflict(f"Job {job_id} already {job.state}; there is nothing to cancel.")
     before = {"state": job.state, "cancel_requested": job.cancel_requested}
-    if job.state == "queued":
+    if job.state in ("queued", "waiting"):
         job.state, job.finished_at = "cancelled", utcnow()
     job.cancel_requested = True
     after = {"state": job.state, "cancel_requested": True}
@@ -75,13 +166,19 @@ def cancel_job(session: Session, job_id: int, actor: User | None = None) -> Job:
     return job
 
 
-def retry_job(session: Session, job_id: int, user: User | None) -> Job:
+def retry_job(session: Session, job_id: int, user: User | None, data_dir: Path) -> Job:
     """A new job with the same kind and parameters as a failed or cancelled one."""
     job = get_job(session, job_id)
     if job.state not in ("failed", "cancelled"):
         raise Conflict(f"Job {job_id} is {job.state}; only failed or cancelled jobs are retried.")
+    if job.kind == "suggest":
+        raise Conflict("Suggestions are not retried: the labeler asks for a new one.")
+    state = "queued"
+    if job.kind in STAGE_FILES:
+        state = snapshot_gate(session, job.kind, job.params, data_dir)
     retry = Job(
         kind=job.kind,
+        state=state,
         params=dict(job.params),
         gpus=job.gpus,
         created_by_id=user.id if user else None,
@@ -99,7 +196,7 @@ def resolve_snapshot(reference: str, data_dir: Path) -> Path:
     return (data_dir / "exports" / reference).resolve()
 
 
-def _check_training(session: Session, kind: str, params: TrainParams, data_dir: Path) -> None:
+def _check_training(session: Session, params: TrainParams) -> None:
     model = _version(session, params.model_version_id, "model_version_id")
     if model.kind == "reward":
         raise InvalidInput(f"model_version_id: {model.name} is a reward model, not a policy.")
@@ -110,10 +207,6 @@ def _check_training(session: Session, kind: str, params: TrainParams, data_dir: 
             raise InvalidInput(f"reward_model_version_id: {reward.name} is not a reward model.")
     if isinstance(params, PpoParams) and params.minibatch_size > params.batch_size:
         raise InvalidInput("minibatch_size must not exceed batch_size.")
-    needed = list(STAGE_FILES[kind])
-    if isinstance(params, PpoParams) and params.ptx_coef > 0:
-        needed.append("sft")  # the pretraining mix uses the demonstrations
-    check_snapshot(resolve_snapshot(params.snapshot, data_dir), needed)
 
 
 def check_snapshot(directory: Path, kinds: list[str]) -> None:

@@ -10,15 +10,15 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.models import Job, JobMetric, ModelVersion, Prompt, Worker
 from app.models.base import utcnow
 from app.schemas.jobs import ClaimIn, FinishIn, HeartbeatIn, JobSpec
-from app.services import evaluations, registry, sampling
-from app.services.jobs import resolve_snapshot
+from app.services import artifacts, evaluations, registry, sampling, suggestions
+from app.services.jobs import resolve_snapshot, settle_waiting
 
 LOG_TAIL_LINES = 200
 LAST_SEEN_EVERY = timedelta(seconds=10)  # a worker row is written at most this often
@@ -57,15 +57,18 @@ def requeue_expired(session: Session, now: datetime) -> int:
 def claim_job(
     session: Session, worker: Worker, data: ClaimIn, data_dir: Path, now: datetime | None = None
 ) -> JobSpec | None:
-    """The oldest queued job of the wanted kinds, leased to this worker; None when none waits."""
+    """The oldest queued job of the wanted kinds, leased to this worker; None when none waits.
+    Labelers' suggestions go first: someone is waiting for them."""
     now = now or utcnow()
     requeue_expired(session, now)
+    settle_waiting(session, data_dir, now)
+    suggestions.expire_unclaimed(session, now)
     if worker.last_seen_at is None or now - worker.last_seen_at > LAST_SEEN_EVERY:
         worker.last_seen_at = now
     job_id = session.scalar(
         select(Job.id)
         .where(Job.state == "queued", Job.kind.in_(data.kinds), Job.gpus <= data.max_gpus)
-        .order_by(Job.id)
+        .order_by(case((Job.kind == "suggest", 0), else_=1), Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -105,7 +108,7 @@ def heartbeat(
 ) -> Job:
     """Extends the lease and stores what the worker sent; answers whether to cancel."""
     now = now or utcnow()
-    job = _held(session, job_id, worker, data.lease, now)
+    job = held_job(session, job_id, worker, data.lease, now)
     job.lease_expires_at = now + timedelta(seconds=job.lease_seconds)
     job.last_report_at = now
     if data.step is not None:
@@ -145,27 +148,39 @@ def finish_job(
     ranking queue, or comparison tasks) in the same commit; a result that does not check out
     changes nothing."""
     now = now or utcnow()
-    job = _held(session, job_id, worker, data.lease, now)
+    job = held_job(session, job_id, worker, data.lease, now)
+    result = data.result or None
     if data.outcome == "succeeded":
         if job.kind == "sample":
             sampling.add_samples(session, job, data.result)
         elif job.kind == "evaluate":
             evaluations.add_comparisons(session, job, data.result)
+        elif job.kind == "suggest":
+            result = suggestions.checked_result(data.result)
         else:
             registry.add_trained_version(session, job, data.result, data_dir)
         if job.total_steps:
             job.step = job.total_steps
     elif data.outcome == "failed":
         job.error = data.error or "The worker reported a failure without a message."
-    job.state, job.finished_at, job.result = data.outcome, now, data.result or None
+    job.state, job.finished_at, job.result = data.outcome, now, result
     job.lease_id, job.lease_expires_at = None, None
     session.commit()
     return job
 
 
-def _held(session: Session, job_id: int, worker: Worker, lease: str, now: datetime) -> Job:
-    """The job, locked, when this worker holds it under this lease and the lease still runs."""
-    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+def held_job(
+    session: Session,
+    job_id: int,
+    worker: Worker,
+    lease: str,
+    now: datetime | None = None,
+    lock: bool = True,
+) -> Job:
+    """The job (locked, unless only read) when this worker holds it under this lease and the
+    lease still runs; otherwise a 409 that tells the worker to stop."""
+    now = now or utcnow()
+    job = session.get(Job, job_id, with_for_update=lock, populate_existing=True)
     if job is None:
         raise NotFound(f"There is no job {job_id}.")
     if job.state != "running" or job.lease_id != lease or job.worker_id != worker.id:
@@ -193,8 +208,13 @@ def _spec(session: Session, job: Job, data_dir: Path) -> JobSpec:
         attempt=job.attempts,
         gpus=job.gpus,
         params=params,
-        run_dir=str((data_dir / "jobs" / str(job.id)).resolve()),
+        run_dir=str(artifacts.run_dir(data_dir, job.id)),
+        storage=artifacts.storage(data_dir),
     )
+    if job.kind == "suggest":
+        spec.model = _artifact(session, params["model_version_id"])
+        spec.model_version_id = params["model_version_id"]
+        return spec
     if job.kind in ("sample", "evaluate"):
         prompts = session.scalars(select(Prompt).where(Prompt.id.in_(params["prompt_ids"])))
         by_id = {p.id: p for p in prompts}
@@ -210,8 +230,10 @@ def _spec(session: Session, job: Job, data_dir: Path) -> JobSpec:
         return spec
     spec.data = str(resolve_snapshot(params["snapshot"], data_dir))
     spec.model = _artifact(session, params["model_version_id"])
+    spec.model_version_id = params["model_version_id"]
     if params.get("reward_model_version_id") is not None:
         spec.reward_model = _artifact(session, params["reward_model_version_id"])
+        spec.reward_model_version_id = params["reward_model_version_id"]
     return spec
 
 

@@ -46,6 +46,12 @@ def add_trained_version(
     artifact = result.get("artifact_path")
     if not isinstance(artifact, str) or not artifact:
         raise InvalidInput("result.artifact_path: the trained model's directory is required.")
+    run_dir = (data_dir / "jobs" / str(job.id)).resolve()
+    if not Path(artifact).resolve().is_relative_to(run_dir):
+        raise InvalidInput(
+            f"result.artifact_path: {artifact} is not in the job's run directory {run_dir} "
+            "(a worker without the app's disk uploads the model first). Nothing was registered."
+        )
     _check_model_dir(Path(artifact), "result.artifact_path")
     metrics = result.get("metrics") or {}
     if not isinstance(metrics, dict):

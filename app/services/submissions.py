@@ -21,7 +21,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.labeling import FLAGS, ComparisonIn, DemonstrationIn, RankingIn
-from app.services import pace
+from app.services import pace, suggestions
 from app.services.queue import own_task
 
 LEASE_LOST = (
@@ -97,6 +97,7 @@ def submit_demonstration(
     if task.state == "submitted":
         return _stored(session, Demonstration, task.id)
     _check_open(task)
+    kept = suggestions.used(session, task, labeler, data)
     now = _finish(session, task, labeler)
     if now is None:
         return _stored(session, Demonstration, task.id)
@@ -116,6 +117,7 @@ def submit_demonstration(
         messages=_conversation(task, turns),
         time_spent_ms=elapsed,
         too_fast=pace.is_too_fast(session, project, "demonstration", elapsed),
+        suggestions=kept,
         created_at=now,
     )
     session.add(demonstration)

@@ -49,12 +49,22 @@ def demonstration_fields(form: FormData) -> dict[str, object]:
     if kind != "dialogue":
         return {"kind": kind, "answer": _text(form, "answer")}
     roles, contents = _texts(form, "turn_role"), _texts(form, "turn_content")
-    turns = [
-        {"role": role, "content": content}
-        for role, content in zip(roles, contents, strict=False)
-        if content.strip()
-    ]
-    return {"kind": kind, "turns": turns}
+    used = _texts(form, "turn_suggestion")
+    turns, suggestions = [], []
+    for i, (role, content) in enumerate(zip(roles, contents, strict=False)):
+        if not content.strip():
+            continue
+        if i < len(used) and used[i].strip().isdigit():
+            suggestions.append({"turn": len(turns), "job_id": int(used[i])})
+        turns.append({"role": role, "content": content})
+    return {"kind": kind, "turns": turns, "suggestions": suggestions}
+
+
+def suggest_fields(form: FormData) -> dict[str, object]:
+    """The dialogue as written so far and the index of the turn to suggest."""
+    roles, contents = _texts(form, "turn_role"), _texts(form, "turn_content")
+    turns = [{"role": r, "content": c} for r, c in zip(roles, contents, strict=False)]
+    return {"turns": turns, "turn": _text(form, "turn")}
 
 
 def missing_ranks(values: dict[str, object]) -> int:

@@ -4,13 +4,13 @@ itself every second while the job is queued or running."""
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.deps import FormDep, SessionDep, WebAdmin, verify_csrf
-from app.errors import ServiceError, validated
+from app.errors import InvalidInput, ServiceError, validated
 from app.schemas.jobs import PARAMS, BaseModelIn, JobIn, WorkerIn
-from app.services import evaluations, jobs, registry, workers
+from app.services import evaluations, exports, jobs, projects, registry, suggestions, workers
 from app.web import charts
 from app.web.render import flash, render
 
@@ -40,6 +40,7 @@ def _jobs_page(
         "fields": fields,
         "values": values or _shown(jobs.default_params(kind)),
         "versions": registry.list_versions(session),
+        "snapshots": exports.list_snapshots(session),
         "workers": workers.list_workers(session),
         "error": error,
         "new_token": new_token,
@@ -64,7 +65,14 @@ def jobs_page(request: Request, session: SessionDep, _admin: WebAdmin, kind: str
 
 
 @router.post("/jobs")
-def create_job(request: Request, session: SessionDep, admin: WebAdmin, form: FormDep) -> Response:
+def create_job(
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    admin: WebAdmin,
+    form: FormDep,
+) -> Response:
+    settings, db, write = request.app.state.settings, request.app.state.db, jobs.write_snapshot
     kind = str(form.get("kind", ""))
     fields = PARAMS.get(kind, PARAMS["sft"]).model_fields
     values = {n: str(form[n]).strip() for n in fields if str(form.get(n, "")).strip()}
@@ -73,10 +81,15 @@ def create_job(request: Request, session: SessionDep, admin: WebAdmin, form: For
         params[name] = [p.strip() for p in values[name].replace(",", " ").split()]
     try:
         data = validated(JobIn, {"kind": kind, "params": params, "gpus": form.get("gpus") or 1})
-        job = jobs.create_job(session, data, admin, _data_dir(request))
+        job = jobs.create_job(
+            session, data, admin, settings, lambda s: background.add_task(write, db, settings, s)
+        )
     except ServiceError as exc:
         return _jobs_page(request, session, kind, values, exc.message, status_code=exc.status_code)
-    flash(request, f"Job {job.id} ({job.kind}) is queued.")
+    if job.state == "waiting":
+        flash(request, f"Job {job.id} ({job.kind}) waits for snapshot {job.params['snapshot']}.")
+    else:
+        flash(request, f"Job {job.id} ({job.kind}) is queued.")
     return RedirectResponse(f"/admin/jobs/{job.id}", status_code=303)
 
 
@@ -98,7 +111,7 @@ def cancel_job(request: Request, job_id: int, session: SessionDep, admin: WebAdm
 
 @router.post("/jobs/{job_id}/retry")
 def retry_job(request: Request, job_id: int, session: SessionDep, admin: WebAdmin) -> Response:
-    job = jobs.retry_job(session, job_id, admin)
+    job = jobs.retry_job(session, job_id, admin, _data_dir(request))
     flash(request, f"Job {job.id} queued again with the same parameters.")
     return RedirectResponse(f"/admin/jobs/{job.id}", status_code=303)
 
@@ -132,6 +145,9 @@ def _models_page(
     status_code: int = 200, compare: list[int] | None = None,
 ) -> Response:  # fmt: skip
     versions = registry.list_versions(session)
+    suggesting = [
+        (p, suggestions.suggestion_model(session, p)) for p in projects.list_projects(session)
+    ]
     context = {
         "versions": versions,
         "names": {v.id: v.name for v in versions},
@@ -139,6 +155,7 @@ def _models_page(
         "win_rates": evaluations.version_win_rates(session),
         "compare": compare or [],
         "side_by_side": None,
+        "suggesting": suggesting,
         "values": values or {},
         "error": error,
     }
@@ -170,4 +187,19 @@ def register_base(
     except ServiceError as exc:
         return _models_page(request, session, values, exc.message, exc.status_code)
     flash(request, f"Registered {version.name} as a base model.")
+    return RedirectResponse("/admin/models", status_code=303)
+
+
+@router.post("/projects/{project_id}/suggestion-model")
+def choose_suggestion_model(
+    request: Request, project_id: int, session: SessionDep, _admin: WebAdmin, form: FormDep
+) -> Response:
+    chosen = str(form.get("model_version_id", "")).strip()
+    try:
+        if chosen and not chosen.isdigit():
+            raise InvalidInput("Choose a model version from the list.")
+        project = suggestions.choose_model(session, project_id, int(chosen) if chosen else None)
+    except ServiceError as exc:
+        return _models_page(request, session, error=exc.message, status_code=exc.status_code)
+    flash(request, f"Suggestions in {project.name} now come from the chosen model.")
     return RedirectResponse("/admin/models", status_code=303)

@@ -11,8 +11,15 @@ from app.deps import FormDep, SessionDep, WebLabeler, verify_csrf
 from app.errors import InvalidInput, NeedsConfirmation, ServiceError, validated
 from app.models import Task, User
 from app.models.base import utcnow
-from app.schemas.labeling import ComparisonIn, DemonstrationIn, PromptIn, RankingIn, SkipIn
-from app.services import activity, projects, prompts, queue, submissions
+from app.schemas.labeling import (
+    ComparisonIn,
+    DemonstrationIn,
+    PromptIn,
+    RankingIn,
+    SkipIn,
+    SuggestIn,
+)
+from app.services import activity, projects, prompts, queue, submissions, suggestions
 from app.web import forms
 from app.web.render import flash, render
 
@@ -202,6 +209,36 @@ def submit_comparison(
         return _task_page(request, session, task, values, exc.message, exc.status_code)
     flash(request, "Choice saved.")
     return _go_to_next(request, session, task.item.project_id, labeler, "comparison")
+
+
+@router.post("/tasks/{task_id}/suggestions")
+def request_suggestion(
+    request: Request, task_id: int, session: SessionDep, labeler: WebLabeler, form: FormDep
+) -> Response:
+    """htmx: asks the project's model for an assistant turn; answers with a status fragment
+    that polls until the suggestion is written (or says why there is none)."""
+    try:
+        data = validated(SuggestIn, forms.suggest_fields(form))
+        job = suggestions.request_suggestion(session, task_id, labeler, data)
+    except ServiceError as exc:
+        return _suggestion(request, task_id, None, exc.message)
+    return _suggestion(request, task_id, suggestions.Suggestion(job.id, "generating"))
+
+
+@router.get("/tasks/{task_id}/suggestions/{job_id}")
+def show_suggestion(
+    request: Request, task_id: int, job_id: int, session: SessionDep, labeler: WebLabeler
+) -> Response:
+    suggestion = suggestions.get_suggestion(session, task_id, job_id, labeler)
+    return _suggestion(request, task_id, suggestion)
+
+
+def _suggestion(
+    request: Request, task_id: int, suggestion: suggestions.Suggestion | None, error: str = ""
+) -> Response:
+    # A fragment only: htmx swaps it into the turn (it is never a page of its own).
+    context = {"task_id": task_id, "suggestion": suggestion, "error": error}
+    return render(request, "labeler/_suggestion.html", context)
 
 
 @router.post("/tasks/{task_id}/skip")

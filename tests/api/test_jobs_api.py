@@ -47,7 +47,7 @@ def test_an_admin_creates_a_job_and_a_worker_runs_it_to_a_model_version(
         headers=worker,
     )
     assert beat.json()["cancel_requested"] is False
-    model = make_model_dir(tmp_path / "out" / "model")
+    model = make_model_dir(Path(spec["run_dir"]) / "model")
     done = client.post(
         f"/api/v1/worker/jobs/{spec['job_id']}/finish",
         json={
@@ -73,8 +73,8 @@ def test_a_result_whose_model_directory_is_incomplete_registers_nothing(
     client.post("/api/v1/jobs", json={"kind": "sft", "params": sft_params}, headers=admin)
     _worker, worker = make_worker(session)
     spec = client.post("/api/v1/worker/claim", json={}, headers=worker).json()
-    half = tmp_path / "half-written"
-    half.mkdir()
+    half = Path(spec["run_dir"]) / "half-written"
+    half.mkdir(parents=True)
     done = client.post(
         f"/api/v1/worker/jobs/{spec['job_id']}/finish",
         json={
@@ -139,3 +139,19 @@ def test_bad_job_input_gets_a_clear_message(client, admin, sft_params) -> None:
     response = client.post("/api/v1/jobs", json=bad, headers=admin)
     assert response.status_code == 422
     assert response.json()["detail"] == "model_version_id: there is no model version 404."
+
+
+def test_a_job_on_a_new_snapshot_waits_for_it_then_fails_when_it_lacks_the_stages_files(
+    client, session, admin, tmp_path
+) -> None:
+    base = make_base_version(session, tmp_path / "base")
+    body = {"kind": "rm", "params": {"snapshot": "new", "model_version_id": base.id}}
+
+    created = client.post("/api/v1/jobs", json=body, headers=admin)
+
+    assert created.status_code == 201 and created.json()["state"] == "waiting"
+    snapshot_id = created.json()["params"]["snapshot"]
+    assert client.get(f"/api/v1/exports/{snapshot_id}", headers=admin).json()["state"] == "done"
+    job = client.get(f"/api/v1/jobs/{created.json()['id']}", headers=admin).json()
+    assert job["state"] == "failed"
+    assert f"snapshot: {tmp_path}" in job["error"] and "has no rm records" in job["error"]

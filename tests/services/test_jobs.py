@@ -135,12 +135,14 @@ def test_k_must_fit_the_projects_range(session, base) -> None:
         make_job(session, "sample", params)
 
 
-def test_cancel_ends_a_queued_job_and_retry_queues_a_copy(session, base, snapshot) -> None:
+def test_cancel_ends_a_queued_job_and_retry_queues_a_copy(
+    session, base, snapshot, tmp_path
+) -> None:
     job = make_job(session, "sft", {"snapshot": snapshot, "model_version_id": base.id})
     with pytest.raises(Conflict, match="only failed or cancelled"):
-        jobs.retry_job(session, job.id, None)
+        jobs.retry_job(session, job.id, None, tmp_path)
     assert jobs.cancel_job(session, job.id).state == "cancelled"
     with pytest.raises(Conflict, match="already cancelled"):
         jobs.cancel_job(session, job.id)
-    retry = jobs.retry_job(session, job.id, None)
+    retry = jobs.retry_job(session, job.id, None, tmp_path)
     assert (retry.state, retry.params) == ("queued", job.params)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from app.models import Job
+from app.models import Job, Snapshot
 from app.schemas.jobs import ClaimIn, HeartbeatIn
-from app.services import leases
+from app.schemas.snapshot import ExportRequest
+from app.services import exports, leases
 from tests.factories import (
     login,
     make_base_version,
@@ -45,6 +46,26 @@ def test_an_admin_queues_a_job_from_the_form(client, session, admin_csrf, tmp_pa
     assert response.status_code == 303
     job = session.get(Job, int(response.headers["location"].rsplit("/", 1)[1]))
     assert job is not None and job.params["epochs"] == 2
+
+
+def test_the_form_offers_a_new_snapshot_or_an_existing_one(
+    client, session, settings, admin_csrf
+) -> None:
+    snapshot = exports.request_snapshot(session, settings, ExportRequest(), None, "snap-1")
+    page = client.get("/admin/jobs?kind=sft").text
+    assert '<option value="new" selected>make a new one now' in page
+    assert f'<option value="{snapshot.id}" >snap-1 (queued)</option>' in page
+
+
+def test_an_admin_queues_a_job_on_a_new_snapshot(client, session, admin_csrf, tmp_path) -> None:
+    base = make_base_version(session, tmp_path / "base")
+    form = {"csrf_token": admin_csrf, "kind": "sft", "snapshot": "new",
+            "model_version_id": str(base.id)}  # fmt: skip
+    response = client.post("/admin/jobs", data=form)
+    assert "waits for snapshot" in response.text
+    [job] = session.query(Job).all()
+    assert session.get(Snapshot, job.params["snapshot"]).state == "done"
+    assert job.state == "failed" and "has no sft records" in job.error  # no demonstrations yet
 
 
 def test_out_of_range_hyperparameters_show_the_form_again_with_the_reason(
@@ -125,3 +146,15 @@ def test_an_admin_registers_a_base_model_and_sees_its_lineage(
 def test_an_admin_creates_a_worker_token_on_the_jobs_page(client, admin_csrf) -> None:
     page = client.post("/admin/workers", data={"csrf_token": admin_csrf, "name": "gpu-box"}).text
     assert 'id="new-token">rk_' in page and "gpu-box" in page
+
+
+def test_a_waiting_jobs_page_names_its_snapshot_and_polls(
+    client, session, settings, admin_csrf, tmp_path
+) -> None:
+    base = make_base_version(session, tmp_path / "base")
+    snapshot = exports.request_snapshot(session, settings, ExportRequest(), None, "snap-2")
+    job = make_job(session, "sft", {"snapshot": snapshot.id, "model_version_id": base.id},
+                   settings.data_dir)  # fmt: skip
+    page = client.get(f"/admin/jobs/{job.id}").text
+    assert 'waiting</strong> for snapshot <a href="/admin/exports/snap-2">' in page
+    assert 'hx-trigger="every 1s"' in page
