@@ -1,5 +1,6 @@
 """The FastAPI application: pages, the JSON API, security headers and error handling."""
 
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,6 +9,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +21,11 @@ from app.errors import ServiceError
 from app.web.render import render
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+UNSTORABLE_VALUE = (
+    "A value in this request cannot be stored: a number is out of range (ids go up to "
+    "2147483647) or a text contains a NUL character. Nothing was changed."
+)
+logger = logging.getLogger(__name__)
 
 
 class SecurityHeaders:
@@ -142,6 +149,17 @@ def _install_error_handlers(app: FastAPI) -> None:
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
         return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def unstorable_value(request: Request, exc: Exception) -> Response:
+        # The database refused a value that passed validation: an id beyond its integer range
+        # (PostgreSQL's integer is 32-bit, SQLite's 64-bit) or a NUL character in a text field.
+        # The session has rolled back, so nothing was stored.
+        logger.info("refused a value the database cannot store: %s", exc)
+        if _is_api(request):
+            return JSONResponse({"detail": UNSTORABLE_VALUE}, status_code=422)
+        return _error_page(request, 422, UNSTORABLE_VALUE)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
