@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.models import User, Worker
+from app.security import session_fingerprint
 from app.services.users import user_for_token
 from app.services.workers import worker_for_token
 
@@ -67,11 +68,21 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
+def log_in(request: Request, user: User) -> None:
+    """Start a fresh browser session for user: a new cookie and CSRF token, so a session made
+    before (or planted by someone else) is worth nothing afterwards."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["pw"] = session_fingerprint(user.password_hash)
+
+
 def _session_user(request: Request, session: SessionDep) -> User | None:
     user_id = request.session.get("uid")
     user = session.get(User, user_id) if isinstance(user_id, int) else None
     if user is None or not user.is_active:
         return None
+    if request.session.get("pw") != session_fingerprint(user.password_hash):
+        return None  # the password changed since this session logged in
     return user
 
 
