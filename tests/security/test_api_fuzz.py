@@ -37,7 +37,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 3}
+EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _fuzz_operation(app_client, operation, headers: dict[str, str], run: FuzzRun
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy(generation_mode=mode))
+        @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
         def send(case) -> None:  # type: ignore[no-untyped-def]
             kwargs = case.as_transport_kwargs(headers=headers)
             kwargs.pop("base_url", None)
