@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     max_import_bytes: int = 50 * 1024 * 1024
+    # Any one HTTP request body (forms, JSON, bulk completions through the API).
+    max_request_bytes: int = 10 * 1024 * 1024
 
     @model_validator(mode="after")
     def _defaults_and_secret(self) -> "Settings":

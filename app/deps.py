@@ -3,7 +3,7 @@ may call it through its parameter types (WebAdmin, ApiLabeler, ...)."""
 
 import hmac
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.models import User, Worker
+from app.security import session_fingerprint
 from app.services.users import user_for_token
 from app.services.workers import worker_for_token
 
@@ -67,11 +68,21 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
+def log_in(request: Request, user: User) -> None:
+    """Start a fresh browser session for user: a new cookie and CSRF token, so a session made
+    before (or planted by someone else) is worth nothing afterwards."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["pw"] = session_fingerprint(user.password_hash)
+
+
 def _session_user(request: Request, session: SessionDep) -> User | None:
     user_id = request.session.get("uid")
     user = session.get(User, user_id) if isinstance(user_id, int) else None
     if user is None or not user.is_active:
         return None
+    if request.session.get("pw") != session_fingerprint(user.password_hash):
+        return None  # the password changed since this session logged in
     return user
 
 
@@ -107,11 +118,15 @@ def _web_role(role: str):  # type: ignore[no-untyped-def]
     return dependency
 
 
+web_admin = _web_role("admin")
+web_labeler = _web_role("labeler")
+web_candidate = _web_role("candidate")
+
 OptionalWebUser = Annotated[User | None, Depends(_session_user)]
 WebUser = Annotated[User, Depends(web_user)]
-WebAdmin = Annotated[User, Depends(_web_role("admin"))]
-WebLabeler = Annotated[User, Depends(_web_role("labeler"))]
-WebCandidate = Annotated[User, Depends(_web_role("candidate"))]
+WebAdmin = Annotated[User, Depends(web_admin)]
+WebLabeler = Annotated[User, Depends(web_labeler)]
+WebCandidate = Annotated[User, Depends(web_candidate)]
 
 
 # --- API tokens ---------------------------------------------------------------------------
@@ -139,9 +154,12 @@ def _api_role(role: str):  # type: ignore[no-untyped-def]
     return dependency
 
 
+api_admin = _api_role("admin")
+api_labeler = _api_role("labeler")
+
 ApiUser = Annotated[User, Depends(api_user)]
-ApiAdmin = Annotated[User, Depends(_api_role("admin"))]
-ApiLabeler = Annotated[User, Depends(_api_role("labeler"))]
+ApiAdmin = Annotated[User, Depends(api_admin)]
+ApiLabeler = Annotated[User, Depends(api_labeler)]
 
 
 def api_worker(
@@ -176,6 +194,29 @@ def streaming_worker(
 
 
 StreamingWorkerToken = Annotated[Worker, Depends(streaming_worker)]
+
+
+# --- Who passes each guard ------------------------------------------------------------------
+
+# The callers the access-control matrix (tests/security/test_access_matrix.py) tries every
+# route as; "held_out" is a labeler in the held-out group, who may do what any labeler does.
+PRINCIPALS = ("anonymous", "candidate", "labeler", "held_out", "admin", "worker")
+_USERS = frozenset({"candidate", "labeler", "held_out", "admin"})
+_LABELERS = frozenset({"labeler", "held_out"})
+
+# A route's rule is the intersection over the guards among its dependencies; a route with no
+# guard must be listed as public in the matrix test.
+GUARDS: dict[Callable[..., object], frozenset[str]] = {
+    web_user: _USERS,
+    web_admin: frozenset({"admin"}),
+    web_labeler: _LABELERS,
+    web_candidate: frozenset({"candidate"}),
+    api_user: _USERS,
+    api_admin: frozenset({"admin"}),
+    api_labeler: _LABELERS,
+    api_worker: frozenset({"worker"}),
+    streaming_worker: frozenset({"worker"}),
+}
 
 
 async def _form(request: Request) -> FormData:

@@ -1,5 +1,6 @@
 """The FastAPI application: pages, the JSON API, security headers and error handling."""
 
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,7 +9,8 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
+from sqlalchemy.exc import DataError
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +21,11 @@ from app.errors import ServiceError
 from app.web.render import render
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+UNSTORABLE_VALUE = (
+    "A value in this request cannot be stored: a number is out of range (ids go up to "
+    "2147483647) or a text contains a NUL character. Nothing was changed."
+)
+logger = logging.getLogger(__name__)
 
 
 class SecurityHeaders:
@@ -41,6 +48,39 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413 and a sentence that says so: at once when
+    the declared Content-Length is over it, else when the bytes read so far are."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.message = (
+            f"The request is too large: at most {max_bytes:,} bytes are accepted. "
+            "Nothing was changed."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"detail": self.message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counting_receive, send)
 
 
 SECURITY_HEADERS = {
@@ -87,6 +127,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.https_only,
     )
 
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -145,6 +186,17 @@ def _install_error_handlers(app: FastAPI) -> None:
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
         return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def unstorable_value(request: Request, exc: Exception) -> Response:
+        # The database refused a value that passed validation: an id beyond its integer range
+        # (PostgreSQL's integer is 32-bit, SQLite's 64-bit) or a NUL character in a text field.
+        # The session has rolled back, so nothing was stored.
+        logger.info("refused a value the database cannot store: %s", exc)
+        if _is_api(request):
+            return JSONResponse({"detail": UNSTORABLE_VALUE}, status_code=422)
+        return _error_page(request, 422, UNSTORABLE_VALUE)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

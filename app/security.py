@@ -23,6 +23,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def session_fingerprint(password_hash: str) -> str:
+    """Stored in a browser session at login and compared on every request, so that changing
+    the password ends the user's other sessions. Signed cookies cannot be revoked one by one;
+    this revokes them all at once."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def new_api_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 

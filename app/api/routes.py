@@ -1,7 +1,7 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -39,11 +39,17 @@ from app.services import (
 )
 from app.services.quality_report import QualityReport, project_report
 
-ERRORS = {
-    401: {"description": "No valid API token"},
-    403: {"description": "The token's role may not do this"},
-    404: {"description": "Unknown (or someone else's) object"},
-    409: {"description": "Conflicts with the current state (e.g. the lease ran out)"},
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": api.ErrorOut, "description": "The body could not be read (not UTF-8 JSON)"},
+    401: {"model": api.ErrorOut, "description": "No valid API token"},
+    403: {"model": api.ErrorOut, "description": "The token's role may not do this"},
+    404: {"model": api.ErrorOut, "description": "Unknown (or someone else's) object"},
+    409: {
+        "model": api.ErrorOut,
+        "description": "Conflicts with the current state (e.g. the lease ran out)",
+    },
+    413: {"model": api.ErrorOut, "description": "The body is larger than the app accepts"},
+    422: {"model": api.InvalidRequestOut, "description": "Invalid input; nothing was changed"},
 }
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 

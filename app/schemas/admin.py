@@ -9,7 +9,37 @@ from app.schemas.labeling import CATEGORIES, Language, Strict, Text
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{3,64}$")
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+# The most used passwords that pass the length rule; guessing starts with them.
+# fmt: off
+COMMON_PASSWORDS = frozenset((
+    "password", "password1", "password123", "passw0rd", "12345678", "123456789", "1234567890",
+    "123123123", "11111111", "00000000", "qwertyui", "qwertyuiop", "qwerty123", "1q2w3e4r",
+    "1qaz2wsx", "abcd1234", "abc12345", "iloveyou", "sunshine", "princess", "football",
+    "baseball", "welcome1", "letmein1", "trustno1", "superman", "changeme", "admin123",
+    "administrator",
+))
+# fmt: on
+
+
+def check_password(password: str, username: str) -> str:
+    """The password, if it follows the rules; else ValueError with a sentence saying which."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ValueError(
+            f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters "
+            f"(this one has {len(password)})"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in password):
+        raise ValueError("the password must not contain control characters")
+    if len(set(password)) < 4:
+        raise ValueError("the password must use at least 4 different characters")
+    if username and username.lower() in password.lower():
+        raise ValueError("the password must not contain the username")
+    if password.lower() in COMMON_PASSWORDS:
+        raise ValueError("this password is one of the most used ones; choose another")
+    return password
+
+
 K_LIMITS = (2, 9)
 # Prompts keep this many normalized characters for finding long common prefixes.
 DEDUP_KEY_CHARS = 400
@@ -17,8 +47,25 @@ DEDUP_KEY_CHARS = 400
 
 class UserIn(Strict):
     username: Username
-    password: Password
+    password: str
     role: Literal["admin", "labeler", "candidate"] = "labeler"
+
+    @model_validator(mode="after")
+    def _password_rules(self) -> "UserIn":
+        check_password(self.password, self.username)
+        return self
+
+
+class PasswordChangeIn(Strict):
+    current_password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
+    new_password: str
+    confirm_password: str
+
+    @model_validator(mode="after")
+    def _confirmed(self) -> "PasswordChangeIn":
+        if self.new_password != self.confirm_password:
+            raise ValueError("the new password and its confirmation differ")
+        return self
 
 
 class GroupIn(Strict):

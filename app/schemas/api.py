@@ -1,13 +1,25 @@
 """Response shapes of the JSON API. A labeler-facing shape never carries a completion's source."""
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.times import UtcDateTime
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What was wrong, in a sentence for people.")
+
+
+class InvalidRequestOut(BaseModel):
+    """422: the app's own checks answer with a sentence; a request that does not fit the schema
+    at all gets FastAPI's list of field errors."""
+
+    detail: str | list[dict[str, Any]]
 
 
 class UserOut(Out):
@@ -16,7 +28,7 @@ class UserOut(Out):
     role: str
     labeler_group: str
     is_active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class UserActiveIn(BaseModel):
@@ -27,8 +39,8 @@ class UserActiveIn(BaseModel):
 class TokenOut(Out):
     id: int
     name: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
 
 
 class TokenCreated(TokenOut):
@@ -67,7 +79,7 @@ class PromptOut(Out):
     use_case: str | None
     few_shot_pairs: list[dict[str, str]] | None
     time_spent_ms: int | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class PromptCreated(PromptOut):
@@ -90,8 +102,8 @@ class TaskOut(BaseModel):
     category: str
     language: str
     completions: list[ShownCompletion]
-    served_at: datetime
-    lease_expires_at: datetime
+    served_at: UtcDateTime
+    lease_expires_at: UtcDateTime
 
 
 class WaitingOut(BaseModel):
@@ -124,7 +136,7 @@ class RankingOut(Out):
     has_ties: bool
     all_bad: bool
     time_spent_ms: int | None
-    created_at: datetime
+    created_at: UtcDateTime
     entries: list[RankingEntryOut]
 
 
@@ -133,7 +145,7 @@ class ComparisonOut(Out):
     task_id: int
     winner_id: int | None  # the preferred completion; null for a tie
     time_spent_ms: int
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class MessageOut(BaseModel):
@@ -148,7 +160,7 @@ class DemonstrationOut(Out):
     kind: str
     messages: list[MessageOut]
     time_spent_ms: int | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class TaskStateOut(Out):
@@ -168,8 +180,8 @@ class ImportResult(BaseModel):
 class SnapshotOut(Out):
     id: str
     state: str  # queued | running | done | failed
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
     request: dict[str, Any]
     records_done: int
     records_total: int | None

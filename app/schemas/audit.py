@@ -1,11 +1,12 @@
 """Shapes for the audit log: which entries to show, and an entry as the API returns it."""
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.labeling import Strict
+from app.schemas.times import UtcDateTime
 
 PAGE_SIZE = 50
 
@@ -32,7 +33,7 @@ class AuditEntryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    created_at: datetime
+    created_at: UtcDateTime
     actor_id: int | None
     actor_name: str
     action: str

@@ -1,12 +1,12 @@
 """Shapes for jobs, workers and model versions: what admins send to create a job (its
 parameters validated per kind, with the trainer's defaults), and what workers send and get."""
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas.labeling import Strict
+from app.schemas.times import UtcDateTime
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 # The snapshot reference that makes a new export snapshot (default filters) with the job.
@@ -141,15 +141,15 @@ class JobOut(Out):
     state: str
     params: dict[str, Any]
     gpus: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
     attempts: int
     cancel_requested: bool
     step: int
     total_steps: int | None
     progress: float | None
-    lease_expires_at: datetime | None
+    lease_expires_at: UtcDateTime | None
     error: str | None
     result: dict[str, Any] | None
 
@@ -169,9 +169,9 @@ class WorkerIn(Strict):
 class WorkerOut(Out):
     id: int
     name: str
-    created_at: datetime
-    revoked_at: datetime | None
-    last_seen_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    last_seen_at: UtcDateTime | None
 
 
 class WorkerCreated(WorkerOut):
@@ -201,7 +201,7 @@ class JobSpec(BaseModel):
     job_id: int
     kind: str
     lease: str
-    lease_expires_at: datetime
+    lease_expires_at: UtcDateTime
     attempt: int
     gpus: int
     params: dict[str, Any]
@@ -244,7 +244,7 @@ class HeartbeatIn(LeaseIn):
 
 
 class HeartbeatOut(BaseModel):
-    lease_expires_at: datetime
+    lease_expires_at: UtcDateTime
     cancel_requested: bool
 
 
@@ -272,7 +272,7 @@ class ModelVersionOut(Out):
     metrics: dict[str, Any]
     artifact_path: str
     job_id: int | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 # --- Evaluations -----------------------------------------------------------------------------

@@ -1,9 +1,17 @@
 """What a labeler submits: prompts, demonstrations, rankings, skips. Shape rules live here;
 rules that need the database (K range, which completions were shown) live in the services."""
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 MAX_TEXT_CHARS = 20_000
 MAX_FEW_SHOT_PAIRS = 20
@@ -35,10 +43,30 @@ FLAGS = {
 }
 QUALITY_SCALE = range(1, 8)
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_characters(text: str) -> str:
+    """Tabs and line breaks are text; other control characters are not (PostgreSQL cannot
+    even store NUL), so they are refused with a message instead of failing in the database."""
+    if match := _CONTROL.search(text):
+        raise ValueError(
+            f"the text contains a control character (U+{ord(match.group()):04X}); "
+            "remove it and try again"
+        )
+    return text
+
+
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS),
+    AfterValidator(_no_control_characters),
 ]
-OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT_CHARS)]
+OptionalText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_TEXT_CHARS),
+    AfterValidator(_no_control_characters),
+]
 Language = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 ]

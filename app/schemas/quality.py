@@ -1,11 +1,12 @@
 """Shapes for the data-quality statistics: which work to look at."""
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.labeling import Strict
+from app.schemas.times import UtcDateTime
 
 
 class StatsFilter(Strict):
@@ -137,7 +138,7 @@ class HeldPromptOut(Out):
     few_shot_pairs: list[dict[str, str]] | None
     review_state: str
     pii_findings: list[PiiFindingOut] | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class UserOverCapOut(Out):

@@ -2,7 +2,9 @@
 (the manifest and the directory name do), so the same data and filters give the same card."""
 
 import hashlib
+import html
 import json
+import re
 from typing import Any
 
 from app.models import Project
@@ -29,6 +31,12 @@ LIMITS = """\
   belong to a prompt written before it."""
 
 
+def _plain(text: str) -> str:
+    """Text from users as literal markdown: no HTML, links, emphasis or line breaks."""
+    text = html.escape(" ".join(text.split()), quote=False)
+    return re.sub(r"([\\`*_\[\]()#!|~>])", r"\\\1", text)
+
+
 def render(
     request: ExportRequest,
     split_policy: dict[str, Any],
@@ -53,7 +61,7 @@ def render(
             continue
         version = hashlib.sha256(project.guidelines.encode()).hexdigest()[:12]
         lines.append(
-            f"- **{project.name}**: K = {project.k_min}..{project.k_max} completions per "
+            f"- **{_plain(project.name)}**: K = {project.k_min}..{project.k_max} completions per "
             f"ranking; guidelines version `{version}` (sha256 of their text)."
         )
     lines += ["", "## Filters", ""]

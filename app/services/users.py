@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from app.models import ApiToken, LoginThrottle, User
 from app.models.base import utcnow
-from app.schemas.admin import UserIn
+from app.schemas.admin import PasswordChangeIn, UserIn, check_password
 from app.security import hash_api_token, hash_password, new_api_token, verify_password
 from app.services import audit
 
@@ -89,6 +89,22 @@ def authenticate(
     if ok and user is not None:
         raise InvalidInput("This account is deactivated.")
     raise InvalidInput(WRONG_LOGIN)
+
+
+def change_password(session: Session, user: User, data: PasswordChangeIn) -> User:
+    """Set a new password after checking the current one. Browser sessions carry a fingerprint
+    of the password hash (app/deps.py), so every other session of this user ends here."""
+    if not verify_password(user.password_hash, data.current_password):
+        raise InvalidInput("The current password is wrong; the password was not changed.")
+    try:
+        check_password(data.new_password, user.username)
+    except ValueError as exc:
+        raise InvalidInput(f"New password: {exc}.") from None
+    if verify_password(user.password_hash, data.new_password):
+        raise InvalidInput("The new password is the current one; choose another.")
+    user.password_hash = hash_password(data.new_password)
+    session.commit()
+    return user
 
 
 def create_token(

@@ -133,7 +133,7 @@ PROJECT_FIELDS = (
 
 @router.get("/projects/new")
 def new_project(request: Request, _admin: WebAdmin) -> Response:
-    values = ProjectSettingsIn(name="").model_dump()
+    values = ProjectSettingsIn.model_construct(name="").model_dump()
     return render(request, "admin/project.html", {"project": None, "values": values})
 
 

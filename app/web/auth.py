@@ -1,14 +1,15 @@
-"""Login and logout."""
+"""Login, logout and changing one's password."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.deps import OptionalWebUser, SessionDep, verify_csrf
-from app.errors import InvalidInput, TooManyAttempts
-from app.services.users import authenticate
-from app.web.render import render
+from app.deps import FormDep, OptionalWebUser, SessionDep, WebUser, log_in, verify_csrf
+from app.errors import InvalidInput, ServiceError, TooManyAttempts, validated
+from app.schemas.admin import PasswordChangeIn
+from app.services import users
+from app.web.render import flash, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
@@ -46,7 +47,7 @@ def login(
 ) -> Response:
     settings = request.app.state.settings
     try:
-        user = authenticate(
+        user = users.authenticate(
             session,
             username,
             password,
@@ -56,10 +57,28 @@ def login(
     except (InvalidInput, TooManyAttempts) as exc:
         context = {"error": exc.message, "username": username, "next": next}
         return render(request, "auth/login.html", context, status_code=exc.status_code)
-    # A fresh session (and CSRF token) on login, so a planted session id is worth nothing.
-    request.session.clear()
-    request.session["uid"] = user.id
+    log_in(request, user)
     return RedirectResponse(_safe_next(next, _home_for(user.role)), status_code=303)
+
+
+@router.get("/account/password")
+def password_page(request: Request, _user: WebUser) -> Response:
+    return render(request, "auth/password.html")
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request, session: SessionDep, user: WebUser, form: FormDep
+) -> Response:
+    fields = ("current_password", "new_password", "confirm_password")
+    try:
+        data = validated(PasswordChangeIn, {name: str(form.get(name, "")) for name in fields})
+        users.change_password(session, user, data)
+    except ServiceError as exc:
+        return render(request, "auth/password.html", {"error": exc.message}, exc.status_code)
+    log_in(request, user)  # this browser stays logged in; every other session ends
+    flash(request, "Password changed. Other sessions of this account are logged out.")
+    return RedirectResponse(_home_for(user.role), status_code=303)
 
 
 @router.post("/logout")

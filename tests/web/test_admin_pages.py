@@ -104,6 +104,13 @@ def test_html_in_guidelines_is_shown_escaped(client, session) -> None:
     assert "&lt;script&gt;" in page
 
 
+def test_the_new_project_form_opens_with_the_default_settings(client, session) -> None:
+    login(client, make_user(session, "admin"))
+    response = client.get("/admin/projects/new")
+    assert response.status_code == 200
+    assert 'name="lease_seconds" type="number" min="60" value="1800"' in response.text
+
+
 def test_an_admin_creates_a_project(client, session) -> None:
     token = login(client, make_user(session, "admin"))
     client.post(
