@@ -112,7 +112,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         title="Rankery",
         version="0.1.0",
         description="Human feedback for language models: prompts, demonstrations, rankings.",
-        docs_url="/api/docs",
+        # No Swagger or ReDoc page: FastAPI serves them from a CDN with inline scripts, which
+        # the CSP and the no-CDN rule forbid. /openapi.json loads into any OpenAPI viewer.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings

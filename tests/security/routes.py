@@ -23,8 +23,6 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/api/v1/health"),
     ("*", "/openapi.json"),
-    ("*", "/api/docs"),
-    ("*", "/docs/oauth2-redirect"),
     ("*", "/static"),
 }
 UNKNOWN_ID = "987654"

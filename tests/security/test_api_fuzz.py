@@ -38,6 +38,8 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
+# Workers upload trained models as tar archives: generated bodies are sent as raw bytes.
+schemathesis.serializer.alias("application/x-tar", "application/octet-stream")
 
 
 @dataclass
