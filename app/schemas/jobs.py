@@ -71,7 +71,12 @@ class PpoParams(TrainParams):
 
 class SampleParams(Strict):
     project_id: int
-    prompt_ids: list[int] = Field(min_length=1, max_length=10_000)
+    prompt_ids: list[int] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="prompts to answer (default: the project's train-split prompts, oldest first)",
+    )
+    max_prompts: int = Field(default=100, ge=1, le=10_000, description="when prompt_ids is empty")
     model_version_ids: list[int] = Field(
         min_length=1, max_length=9, description="completions are drawn from these in turn"
     )

@@ -31,7 +31,7 @@ from app.schemas.jobs import (
     TrainParams,
 )
 from app.schemas.snapshot import ExportRequest
-from app.services import audit, evaluations, exports
+from app.services import audit, evaluations, exports, hygiene
 
 # The snapshot files each training stage reads (train split).
 STAGE_FILES = {"sft": ["sft"], "rm": ["rm"], "ppo": ["ppo"]}
@@ -52,7 +52,7 @@ def create_job(
     state = "queued"
     made = None
     if isinstance(params, SampleParams):
-        _check_sample(session, params)
+        params = _check_sample(session, params)
     elif isinstance(params, EvaluateParams):
         params = evaluations.check_params(session, params)
     else:
@@ -227,7 +227,9 @@ def check_snapshot(directory: Path, kinds: list[str]) -> None:
             )
 
 
-def _check_sample(session: Session, params: SampleParams) -> None:
+def _check_sample(session: Session, params: SampleParams) -> SampleParams:
+    """The parameters with their prompts fixed (by default the project's train-split prompts
+    that hygiene lets into queues, oldest first): an admin on the web page need not know ids."""
     project = session.get(Project, params.project_id)
     if project is None:
         raise InvalidInput(f"project_id: there is no project {params.project_id}.")
@@ -239,6 +241,17 @@ def _check_sample(session: Session, params: SampleParams) -> None:
     for version_id in params.model_version_ids:
         if _version(session, version_id, "model_version_ids").kind == "reward":
             raise InvalidInput(f"model_version_ids: version {version_id} is a reward model.")
+    if not params.prompt_ids:
+        usable = select(Prompt.id).where(
+            Prompt.project_id == project.id, Prompt.split == "train", hygiene.usable()
+        )
+        chosen = list(session.scalars(usable.order_by(Prompt.id).limit(params.max_prompts)))
+        if not chosen:
+            raise InvalidInput(
+                f"prompt_ids: project {project.name} has no train-split prompts to sample "
+                "for; name the prompts."
+            )
+        return params.model_copy(update={"prompt_ids": chosen})
     found = set(
         session.scalars(
             select(Prompt.id).where(
@@ -250,6 +263,7 @@ def _check_sample(session: Session, params: SampleParams) -> None:
     if missing:
         shown = ", ".join(map(str, missing[:10]))
         raise InvalidInput(f"prompt_ids: no prompt {shown} in project {project.name}.")
+    return params
 
 
 def _version(session: Session, version_id: int, field: str) -> ModelVersion:

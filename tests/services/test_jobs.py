@@ -122,6 +122,31 @@ def test_a_sample_job_checks_its_project_prompts_k_and_model_versions(session, b
     assert job_count(session) == 1
 
 
+def test_a_sample_job_without_prompt_ids_answers_the_oldest_train_split_prompts(
+    session, base
+) -> None:
+    """The web form's admin sees no prompt ids: by default a sample job takes the project's
+    train-split prompts, oldest first, at most max_prompts, fixed when the job is created."""
+    project = make_project(session, split_train=1, split_validation=0, split_test=0)
+    trainer = make_user(session)
+    train = [make_prompt(session, project, trainer) for _ in range(3)]
+    project.split_train, project.split_test = 0, 1  # the next author goes to the test split
+    make_prompt(session, project, make_user(session))
+    params = {"project_id": project.id, "model_version_ids": [base.id], "max_prompts": 2}
+
+    job = make_job(session, "sample", params)
+
+    assert job.params["prompt_ids"] == [train[0].id, train[1].id]
+
+
+def test_a_sample_job_without_prompt_ids_needs_train_split_prompts(session, base) -> None:
+    project = make_project(session, split_train=0, split_validation=0, split_test=1)
+    make_prompt(session, project, make_user(session))
+    with pytest.raises(InvalidInput, match="has no train-split prompts to sample for"):
+        make_job(session, "sample", {"project_id": project.id, "model_version_ids": [base.id]})
+    assert job_count(session) == 0
+
+
 def test_k_must_fit_the_projects_range(session, base) -> None:
     project = make_project(session, k_min=4, k_max=5)
     prompt = make_prompt(session, project, make_user(session))
