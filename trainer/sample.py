@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM
 
 from trainer.models import load_tokenizer, sample
 from trainer.snapshot import Message
-from trainer.text import ChatFormat, truncate_left
+from trainer.text import ChatFormat, readable, truncate_left
 
 log = logging.getLogger("trainer")
 BATCH_SIZE = 16
@@ -67,7 +67,7 @@ def generate(spec: dict[str, Any], out: Path) -> dict[str, Any]:
                     params["top_p"],
                 )
                 for key, response in zip(batch, responses, strict=True):
-                    texts[key] = tokenizer.decode(response, skip_special_tokens=True).strip()
+                    texts[key] = readable(tokenizer.decode(response, skip_special_tokens=True))
                 _write_progress(out, sum(1 for t in texts.values() if t), wanted)
             jobs = [key for key in jobs if not texts[key]]
             if not jobs:

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from trainer.models import load_tokenizer, sample
 from trainer.sample import context_limit
 from trainer.snapshot import Message
-from trainer.text import ChatFormat, truncate_left
+from trainer.text import ChatFormat, readable, truncate_left
 
 log = logging.getLogger("trainer")
 _loaded: dict[str, Any] = {}  # the one model kept: path, model, tokenizer, chat format
@@ -31,7 +31,7 @@ def reply(model_path: str, params: dict[str, Any]) -> str:
     _queries, responses = sample(
         model, [ids], tokenizer, new_tokens, params["temperature"], params["top_p"]
     )
-    return tokenizer.decode(responses[0], skip_special_tokens=True).strip()
+    return readable(tokenizer.decode(responses[0], skip_special_tokens=True))
 
 
 def _load(path: str) -> tuple[Any, Any, ChatFormat]:

@@ -15,6 +15,7 @@ assistant turn with the EOS token, as chat models' tokenizers do). Otherwise the
 where "Assistant:" is the generation prompt and the loss covers " {content}<eos>".
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,3 +111,13 @@ def _after(prefix: str, text: str) -> str:
 def truncate_left(ids: list[int], max_length: int) -> list[int]:
     """Keeps the end of a sequence (the completion) when it is too long."""
     return ids[-max_length:] if len(ids) > max_length else ids
+
+
+# Control characters other than tab and line breaks: a byte-level model can emit any byte, but
+# the app refuses them in texts that people read (and PostgreSQL cannot store NUL).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def readable(text: str) -> str:
+    """A generated text as people will read it: control characters removed, ends stripped."""
+    return _CONTROL.sub("", text).strip()

@@ -22,13 +22,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, describe_validation_error
 from app.models import Comparison, Completion, Item, Job, ModelVersion, Project, Prompt, Slot, User
 from app.schemas.jobs import EvaluateParams
+from app.schemas.labeling import Text
 from app.services import hygiene
 
 Z_95 = 1.959963984540054
@@ -143,7 +144,7 @@ def check_params(session: Session, params: EvaluateParams) -> EvaluateParams:
 
 
 class _Answer(BaseModel):
-    text: str = Field(max_length=100_000)
+    text: Text  # what labelers will read: no control characters, as for sampled completions
     model_version_id: int
 
 

@@ -4,17 +4,18 @@ settings) for training; labelers never see it."""
 
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, describe_validation_error
 from app.models import Job, ModelVersion, Project
 from app.schemas.admin import CompletionIn, RankingItemIn
+from app.schemas.labeling import Text
 from app.services.imports import add_ranking_items
 
 
 class SampledCompletion(BaseModel):
-    text: str = Field(max_length=100_000)
+    text: Text  # what labelers will read: no control characters, as for imported completions
     model_version_id: int
 
 

@@ -179,6 +179,26 @@ def test_a_result_that_does_not_match_the_job_is_refused_whole(
     assert session.get(Job, job.id).state == "running"
 
 
+def test_an_answer_with_a_control_character_is_refused_with_where_it_is(
+    session, sft, ppo, project
+) -> None:
+    job = make_evaluation(session, project, ppo, sft)
+    items = [
+        {
+            "prompt_id": p,
+            "completions": [
+                {"text": "fine", "model_version_id": ppo.id},
+                {"text": "bell\x07", "model_version_id": sft.id},
+            ],
+        }
+        for p in job.params["prompt_ids"]
+    ]
+    with pytest.raises(InvalidInput, match=r"items\.0\.completions\.1\.text: .*U\+0007"):
+        finish_job(session, job, {"items": items})
+    session.rollback()
+    assert session.scalar(select(func.count()).where(Item.kind == "comparison")) == 0
+
+
 # --- Labelers compare -----------------------------------------------------------------------------
 
 

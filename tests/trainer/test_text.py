@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from trainer.snapshot import Message
-from trainer.text import ChatFormat
+from trainer.text import ChatFormat, readable
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}"
@@ -66,3 +66,8 @@ def test_a_pad_token_equal_to_eos_is_refused(tokenizer) -> None:
     tokenizer.pad_token = tokenizer.eos_token
     with pytest.raises(ValueError, match="pad token distinct from its EOS"):
         ChatFormat(tokenizer)
+
+
+def test_a_generated_text_loses_control_characters_but_keeps_tabs_and_line_breaks() -> None:
+    # A byte-level model can emit any byte; the app refuses control characters in texts.
+    assert readable(" anz no\ufffd\x16 A\x00\n\tb\r\n\x7f ") == "anz no\ufffd A\n\tb"
