@@ -3,6 +3,7 @@
 import itertools
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,9 +95,7 @@ def make_ranking(
     assert task is not None, "no ranking task is waiting for this labeler"
     shown = task.completion_order or []
     completions = sorted(task.item.completions, key=lambda c: c.position)
-    ranks = [
-        ranks_by_text[c.text] if ranks_by_text else shown.index(c.id) + 1 for c in completions
-    ]
+    ranks = [ranks_by_text[c.text] if ranks_by_text else shown.index(c.id) + 1 for c in completions]
     return rank_task(session, task, labeler, ranks)
 
 
@@ -293,12 +292,18 @@ def make_policy_version(
     session: Session, directory: Path, model: Path | None = None
 ) -> ModelVersion:
     """A policy version, registered as a finished SFT job registers it; `model` is its model
-    directory (by default one that only the registry accepts)."""
+    directory (by default one that only the registry accepts), copied into the job's run
+    directory under `directory`, where a finish requires it."""
     base = make_base_version(session, directory / "base")
     snapshot = make_snapshot_dir(directory / "snapshot")
-    job = make_job(session, "sft", {"snapshot": str(snapshot), "model_version_id": base.id})
-    artifact = model or make_model_dir(directory / "model")
-    finish_job(session, job, {"artifact_path": str(artifact)})
+    params = {"snapshot": str(snapshot), "model_version_id": base.id}
+    job = make_job(session, "sft", params, data_dir=directory)
+    artifact = directory / "jobs" / str(job.id) / "model"
+    if model is None:
+        make_model_dir(artifact)
+    else:
+        shutil.copytree(model, artifact)
+    finish_job(session, job, {"artifact_path": str(artifact)}, data_dir=directory)
     return session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
 
 
