@@ -34,6 +34,14 @@ def shown_texts(page: Page) -> list[str]:
     return [t.strip() for t in completions(page).locator(".text").all_inner_texts()]
 
 
+def focus_first_completion(page: Page) -> None:
+    for _ in range(20):
+        if page.evaluate("document.activeElement.matches('li.completion')"):
+            break
+        page.keyboard.press("Tab")
+    expect(completions(page).first).to_be_focused()
+
+
 def stored_ranks(db: Database, task_id: int) -> dict[str, int]:
     """The stored ranking of a task, keyed by completion text."""
     with db.session() as session:

@@ -10,6 +10,7 @@ from .helpers import (
     completion,
     completions,
     expect_flash,
+    focus_first_completion,
     open_next_task,
     shown_texts,
     stored_ranks,
@@ -19,14 +20,6 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOT = "/tmp/ranking.png"
 UNRANKED = "\u2013"  # the en dash an unranked answer shows as its place
-
-
-def focus_first_completion(page: Page) -> None:
-    for _ in range(20):
-        if page.evaluate("document.activeElement.matches('li.completion')"):
-            break
-        page.keyboard.press("Tab")
-    expect(completions(page).first).to_be_focused()
 
 
 def focused_text(page: Page) -> str:
