@@ -39,6 +39,7 @@ from app.services.export_files import (
     ParquetWriter,
     Writer,
     check_parquet_available,
+    serialize,
     sha256,
 )
 from app.services.splits import ratios
@@ -215,12 +216,14 @@ def _write_records(
     try:
         for kind in KIND_ORDER:
             for record in sources[kind](session, selection):
+                line = serialize(record)
                 for writer in writers[kind, record["split"]]:
-                    writer.write(record)
+                    writer.write(line)
                 if kind == "rm" and request.pairs != "none":
                     for pair in export_records.pairs(record, request.pairs):
+                        line = serialize(pair)
                         for writer in writers["pairs", record["split"]]:
-                            writer.write(pair)
+                            writer.write(line)
                 done += 1
                 if done % PROGRESS_EVERY == 0:
                     progress(records_done=done)
