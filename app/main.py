@@ -1,8 +1,13 @@
 """The FastAPI application: pages, the JSON API, security headers and error handling."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio
+from anyio.to_thread import run_sync
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +24,8 @@ from app.errors import ServiceError
 from app.web.render import render
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+STUCK_EXPORTS_SWEEP_SECONDS = 30
+log = logging.getLogger(__name__)
 
 
 class SecurityHeaders:
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         description="Human feedback for language models: prompts, demonstrations, rankings.",
         docs_url="/api/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
@@ -106,6 +114,27 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     _install_error_handlers(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_sweep_stuck_exports, app)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def _sweep_stuck_exports(app: FastAPI) -> None:
+    """At start and every little while: exports whose process died are failed (their
+    heartbeat stopped), so that none shows as running forever."""
+    from app.services import exports
+
+    while True:
+        try:
+            await run_sync(exports.fail_stuck_snapshots, app.state.db, app.state.settings)
+        except Exception:
+            log.exception("could not check for stuck exports")
+        await anyio.sleep(STUCK_EXPORTS_SWEEP_SECONDS)
 
 
 def _health(app: FastAPI) -> dict[str, str]:
