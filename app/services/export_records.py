@@ -120,7 +120,7 @@ def _capped(session: Session, project_ids: list[int], cap: int | None) -> set[in
 def count_records(session: Session, selection: Selection) -> int:
     """Records the filters select, before the per-author cap (an upper bound for progress)."""
     total = 0
-    for query in (_ppo_query(selection), _sft_query(selection), _rm_query(selection)):
+    for query in (_ppo_query(selection), _sft_query(selection), rm_query(selection)):
         total += session.scalar(select(func.count()).select_from(query.subquery())) or 0
     return total
 
@@ -304,7 +304,7 @@ def sft_records(session: Session, selection: Selection) -> Iterator[Record]:
 # --- RM: rankings ------------------------------------------------------------------------------
 
 
-def _rm_query(selection: Selection) -> Select:
+def rm_query(selection: Selection) -> Select:
     query = (
         select(
             Ranking.id.label("record_id"),
@@ -332,7 +332,7 @@ def _rm_query(selection: Selection) -> Select:
 
 def rm_records(session: Session, selection: Selection) -> Iterator[Record]:
     capped = selection.capped_prompt_ids
-    for rows in _pages(session, _rm_query(selection), Ranking.id):
+    for rows in _pages(session, rm_query(selection), Ranking.id):
         completions = _ranked_completions(session, rows[0][0], rows[-1][0])
         for (
             record_id,

@@ -38,7 +38,7 @@ from app.models import Project, Snapshot, User
 from app.models.base import utcnow
 from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
 from app.schemas.snapshot import ExportRequest
-from app.services import dataset_card, export_records
+from app.services import dataset_card, export_agreement, export_records
 from app.services.export_files import (
     JsonlWriter,
     ParquetWriter,
@@ -250,9 +250,10 @@ def _write(
             selection = export_records.select_data(session, request, settings.secret_key)
             progress(records_total=export_records.count_records(session, selection))
             counts = _write_records(session, selection, work, progress)
+            agreement = export_agreement.summary(session, selection)
             projects = [session.get(Project, pid) for pid in selection.project_ids]
         policy = _split_policy([p for p in projects if p is not None])
-        card = dataset_card.render(request, policy, counts, projects)
+        card = dataset_card.render(request, policy, counts, agreement, projects)
         (work / "README.md").write_text(card, encoding="utf-8")
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
@@ -260,7 +261,7 @@ def _write(
             filters=request.model_dump(mode="json"),
             split_policy=policy,
             counts=counts,
-            agreement=None,  # the agreement statistics do not exist yet
+            agreement=agreement,
             sha256={p.name: sha256(p) for p in sorted(work.iterdir())},
         )
         text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)

@@ -90,7 +90,40 @@ def test_every_record_and_the_manifest_follow_the_export_format(
         == 2
     )
     assert set(manifest.sha256) == {p.name for p in directory.iterdir()} - {"manifest.json"}
-    assert manifest.agreement is None
+
+
+def manifest_of(settings, snapshot: Snapshot) -> dict:
+    return json.loads((exports.snapshot_dir(settings, snapshot.id) / "manifest.json").read_text())
+
+
+def card_of(settings, snapshot: Snapshot) -> str:
+    return (exports.snapshot_dir(settings, snapshot.id) / "README.md").read_text()
+
+
+def test_the_manifest_and_the_card_report_agreement_on_items_ranked_twice(
+    session, db, settings
+) -> None:
+    project = make_project(session, annotations_per_item=2)
+    make_ranking_item(session, project, k=4)
+    in_order = {f"answer {i}": i + 1 for i in range(4)}
+    make_ranking(session, project, make_user(session), in_order)
+    ties = {"answer 0": 1, "answer 1": 1, "answer 2": 2, "answer 3": 3}
+    make_ranking(session, project, make_user(session), ties)
+    make_ranking_item(session, project, k=4)
+    make_ranking(session, project, make_user(session))  # an item ranked once: no comparison
+    snapshot = export(session, db, settings)
+    agreement = manifest_of(settings, snapshot)["agreement"]
+    # Of the 6 completion pairs, 5 are ordered alike and 1 is ordered against a tie (half).
+    assert agreement["rate"] == round(5.5 / 6, 4)
+    assert (agreement["items"], agreement["rankings"], agreement["comparisons"]) == (1, 2, 1)
+    assert "agree on 91.7% of completion pairs" in card_of(settings, snapshot)
+
+
+def test_agreement_follows_the_snapshots_filters(session, db, settings, ranked) -> None:
+    _project, _author, first, _second = ranked
+    snapshot = export(session, db, settings, exclude_labelers=[first.username])
+    assert manifest_of(settings, snapshot)["agreement"]["rate"] is None
+    assert "no agreement to report" in card_of(settings, snapshot)
 
 
 def test_the_manifest_checksums_match_the_files(session, db, settings, ranked) -> None:
