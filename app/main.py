@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.web.auth import router as auth_router
     from app.web.exports import router as exports_router
     from app.web.hygiene import router as hygiene_router
+    from app.web.imports import router as imports_router
     from app.web.jobs import router as jobs_router
     from app.web.labeler import router as labeler_router
     from app.web.quality import router as quality_router
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(admin_router)
     app.include_router(quality_router)
     app.include_router(hygiene_router)
+    app.include_router(imports_router)
     app.include_router(screening_router)
     app.include_router(jobs_router)
     app.include_router(exports_router)
