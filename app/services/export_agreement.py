@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Completion, Item, Prompt, Ranking, RankingEntry
+from app.models import Completion, Prompt, Ranking, RankingEntry
 from app.services import agreement
 from app.services.export_records import Selection, rm_query
 
@@ -59,14 +59,14 @@ def _overlap_table(session: Session, selection: Selection) -> agreement.RankingT
         .order_by(Ranking.item_id)
     )
     connection = session.connection()
-    item_ids = list(connection.execute(shared).scalars())
+    item_ids = connection.execute(shared).scalars().all()
     parts = []
     for start in range(0, len(item_ids), CHUNK):
         chunk = item_ids[start : start + CHUNK]
         rows = [
             row
             for row in connection.execute(
-                rankings.where(Item.id.in_(chunk)).order_by(Ranking.id)
+                rankings.where(Ranking.item_id.in_(chunk)).order_by(Ranking.id)
             ).all()
             if row[4] not in selection.capped_prompt_ids
         ]
@@ -83,7 +83,8 @@ def _part(session: Session, rows: list[Any]) -> agreement.RankingTable:
         .join(Completion, Completion.id == RankingEntry.completion_id)
         .where(RankingEntry.ranking_id.in_(ids.tolist()))
     )
-    found = np.array(entries.all(), dtype=np.int64).reshape(-1, 3)
+    # Plain tuples: numpy probes a Row for array protocols, key by key, very slowly.
+    found = np.array([tuple(entry) for entry in entries], dtype=np.int64).reshape(-1, 3)
     ranks = np.zeros((len(rows), agreement.MAX_K), dtype=np.int8)
     ranks[np.searchsorted(ids, found[:, 0]), found[:, 1]] = found[:, 2]
     return agreement.RankingTable(
