@@ -295,39 +295,28 @@ def import_completions(file: Path, project_id: int) -> None:
 @FILE
 @PROJECT
 def import_oasst(file: Path, project_id: int) -> None:
-    from app.services import import_oasst, projects
-
-    text = _read(file)
-    with _db().session() as session:
-        try:
-            project = projects.get_project(session, project_id)
-            report = import_oasst.import_trees(session, project, import_oasst.parse(text))
-        except ServiceError as exc:
-            _fail(exc)
-    click.echo(
-        f"Imported {report.prompts} prompts, {report.rankings} rankings and "
-        f"{report.demonstrations} demonstrations into project {project_id} "
-        f"({report.skipped} prompter turns were there already)."
-    )
+    _import_file("oasst", file, project_id)
 
 
 @import_.command("pairs", help="Import chosen/rejected pairs (HH-RLHF style JSONL)." + ATOMIC)
 @FILE
 @PROJECT
 def import_pairs(file: Path, project_id: int) -> None:
-    from app.services import import_pairs, projects
+    _import_file("pairs", file, project_id)
 
-    text = _read(file)
+
+def _import_file(kind: str, file: Path, project_id: int) -> None:
+    from app.services import import_files, projects
+
     with _db().session() as session:
         try:
             project = projects.get_project(session, project_id)
-            report = import_pairs.import_pairs(session, project, import_pairs.parse(text))
+            report = import_files.import_file(
+                session, project, kind, file.read_bytes(), max_bytes=None
+            )
         except ServiceError as exc:
-            _fail(exc)
-    click.echo(
-        f"Imported {report.rankings} pairs as K = 2 rankings ({report.prompts} new prompts) "
-        f"into project {project_id} ({report.skipped} were there already)."
-    )
+            raise click.ClickException(f"{file}: {exc.message}") from None
+    click.echo(f"Project {project_id}: {report.message}")
 
 
 @main.command(help="Write an export snapshot to DATA_DIR/exports/<id>/ (never overwritten).")

@@ -1,9 +1,13 @@
 """The FastAPI application: pages, the JSON API, security headers and error handling."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio
+from anyio.to_thread import run_sync
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +30,7 @@ UNSTORABLE_VALUE = (
     "2147483647) or a text contains a NUL character. Nothing was changed."
 )
 logger = logging.getLogger(__name__)
+STUCK_EXPORTS_SWEEP_SECONDS = 30
 
 
 class SecurityHeaders:
@@ -102,6 +107,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from app.web.auth import router as auth_router
     from app.web.exports import router as exports_router
     from app.web.hygiene import router as hygiene_router
+    from app.web.imports import router as imports_router
     from app.web.jobs import router as jobs_router
     from app.web.labeler import router as labeler_router
     from app.web.quality import router as quality_router
@@ -116,6 +122,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         # the CSP and the no-CDN rule forbid. /openapi.json loads into any OpenAPI viewer.
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
@@ -141,6 +148,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(admin_router)
     app.include_router(quality_router)
     app.include_router(hygiene_router)
+    app.include_router(imports_router)
     app.include_router(screening_router)
     app.include_router(jobs_router)
     app.include_router(exports_router)
@@ -152,6 +160,27 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     _install_error_handlers(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_sweep_stuck_exports, app)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def _sweep_stuck_exports(app: FastAPI) -> None:
+    """At start and every little while: exports whose process died are failed (their
+    heartbeat stopped), so that none shows as running forever."""
+    from app.services import exports
+
+    while True:
+        try:
+            await run_sync(exports.fail_stuck_snapshots, app.state.db, app.state.settings)
+        except Exception:
+            logger.exception("could not check for stuck exports")
+        await anyio.sleep(STUCK_EXPORTS_SWEEP_SECONDS)
 
 
 def _health(app: FastAPI) -> dict[str, str]:

@@ -5,10 +5,11 @@
 
 Fills a fresh database (SQLite in a temporary directory; PostgreSQL in a new database on the
 server named by RANKERY_TEST_POSTGRES_URL, or on a throwaway server started with
-scripts/postgres.sh) with N ranking records (K = 4..9 completions each, one prompt per ranking,
-50 prompts per author, 200 labelers), then exports it to JSONL and to Parquet, each export in a
-child process so that its peak RSS is its own. Prints records/s and peak RSS; then times the
-completions JSONL import of 100k completions.
+scripts/postgres.sh) with N ranking records (K = 4..9 completions each, 200 labelers; every
+OVERLAP_EVERY-th ranking is a second labeler's ranking of the item before, as the project's
+overlap share makes them, the others one prompt each, 50 prompts per author), then exports it
+to JSONL and to Parquet, each export in a child process so that its peak RSS is its own.
+Prints records/s and peak RSS; then times the completions JSONL import of 100k completions.
 """
 
 import argparse
@@ -51,6 +52,7 @@ CHUNK = 10_000
 LEASE_END = datetime(2026, 1, 1)
 PROMPTS_PER_AUTHOR = 50
 LABELERS = 200
+OVERLAP_EVERY = 10
 WORDS = [
     "the", "of", "model", "answer", "prompt", "human",
     "feedback", "rank", "better", "worse", "helpful", "honest",
@@ -90,36 +92,54 @@ def fill(url: str, rankings: int, seed: int = 1) -> None:
             ),
         )
     completion_id = 0
+    ids: list[int] = []
     for start in range(0, rankings, CHUNK):
         rows: dict[type, list[dict]] = {m: [] for m in (Prompt, Item, Slot, Task, Ranking)}
         completions, entries = [], []
         for n in range(start + 1, min(start + CHUNK, rankings) + 1):
             author = (n - 1) // PROMPTS_PER_AUTHOR
             labeler = rng.randint(1, LABELERS)
-            k = rng.randint(4, 9)
-            rows[Prompt].append(
-                {
-                    "id": n,
-                    "project_id": 1,
-                    "external_user_id": f"a{author}",
-                    "author_key": f"ext:a{author}",
-                    "split": split_of[author],
-                    "kind": "plain",
-                    "category": "open_qa",
-                    "language": "en",
-                    "instruction": text(rng, 20),
-                }
-            )
-            rows[Item].append({"id": n, "project_id": 1, "prompt_id": n, "kind": "ranking"})
+            if n % OVERLAP_EVERY == 0 and n - 1 > start:
+                # A second labeler's ranking of the item before (its own slot and task).
+                item = n - 1  # and the same completions, `ids`
+                labeler = rows[Ranking][-1]["labeler_id"] % LABELERS + 1
+                index = 1
+            else:
+                item, index = n, 0
+                k = rng.randint(4, 9)
+                rows[Prompt].append(
+                    {
+                        "id": n,
+                        "project_id": 1,
+                        "external_user_id": f"a{author}",
+                        "author_key": f"ext:a{author}",
+                        "split": split_of[author],
+                        "kind": "plain",
+                        "category": "open_qa",
+                        "language": "en",
+                        "instruction": text(rng, 20),
+                    }
+                )
+                rows[Item].append({"id": n, "project_id": 1, "prompt_id": n, "kind": "ranking"})
+                ids = list(range(completion_id + 1, completion_id + k + 1))
+                completion_id += k
+                for position, cid in enumerate(ids):
+                    completions.append(
+                        {
+                            "id": cid,
+                            "item_id": n,
+                            "position": position,
+                            "text": text(rng, 40),
+                            "model_name": "m",
+                        }
+                    )
             rows[Slot].append(
-                {"id": n, "item_id": n, "index": 0, "state": "done", "labeler_id": labeler}
+                {"id": n, "item_id": item, "index": index, "state": "done", "labeler_id": labeler}
             )
-            ids = list(range(completion_id + 1, completion_id + k + 1))
-            completion_id += k
             rows[Task].append(
                 {
                     "id": n,
-                    "item_id": n,
+                    "item_id": item,
                     "slot_id": n,
                     "labeler_id": labeler,
                     "state": "submitted",
@@ -131,23 +151,14 @@ def fill(url: str, rankings: int, seed: int = 1) -> None:
                 {
                     "id": n,
                     "task_id": n,
-                    "item_id": n,
+                    "item_id": item,
                     "labeler_id": labeler,
                     "time_spent_ms": 30_000,
                 }
             )
-            ranks = list(range(1, k + 1))
+            ranks = list(range(1, len(ids) + 1))
             rng.shuffle(ranks)
-            for position, (cid, rank) in enumerate(zip(ids, ranks, strict=True)):
-                completions.append(
-                    {
-                        "id": cid,
-                        "item_id": n,
-                        "position": position,
-                        "text": text(rng, 40),
-                        "model_name": "m",
-                    }
-                )
+            for cid, rank in zip(ids, ranks, strict=True):
                 entries.append(
                     {
                         "ranking_id": n,

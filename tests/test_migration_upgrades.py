@@ -8,7 +8,7 @@ a task, write a prompt). Then it is downgraded back to its revision and upgraded
 
 Downgrades, per migration:
 - 0001 (initial schema): supported; it drops every table (back to an empty database).
-- 0002, 0003, 0004, 0006, 0007, 0009, 0010: supported; the columns and tables they added go,
+- 0002, 0003, 0004, 0006 to 0010: supported; the columns and tables they added go,
   with their values.
 - 0005 (splits and exports): supported for databases made in the web app; it fails (and changes
   nothing) once the database holds imported rankings or demonstrations without a time on task,

@@ -1,9 +1,9 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import text
 
@@ -30,6 +30,7 @@ from app.services import (
     gold,
     groups,
     hygiene,
+    import_files,
     imports,
     projects,
     prompts,
@@ -220,6 +221,31 @@ def add_ranking_items(
         item_ids=[i.id for i in report.items],
         dropped_duplicates=report.dropped,
         held_for_review=report.held,
+    )
+
+
+@router.post(
+    "/projects/{project_id}/imports/{kind}",
+    tags=["admin"],
+    response_model=api.FileImportResult,
+    status_code=201,
+    summary="Import a JSONL file: completions, OASST trees or chosen/rejected pairs "
+    "(the request body; all or nothing; lines sent before are skipped)",
+)
+def import_file(
+    project_id: int,
+    kind: Literal["completions", "oasst", "pairs"],
+    data: Annotated[bytes, Body(media_type="application/x-ndjson")],
+    session: SessionDep,
+    _admin: ApiAdmin,
+) -> api.FileImportResult:
+    project = projects.get_project(session, project_id)
+    report = import_files.import_file(session, project, kind, data)
+    return api.FileImportResult(
+        kind=report.kind,
+        message=report.message,
+        counts=report.counts,
+        dropped_duplicates=report.dropped,
     )
 
 

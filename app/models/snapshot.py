@@ -23,6 +23,9 @@ class Snapshot(Base):
     state: Mapped[str] = mapped_column(String(10), default="queued")
     # The ExportRequest it was made from (filters, formats, pairs view).
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set while it runs, every few seconds: a running snapshot whose heartbeat stops was
+    # abandoned (server restart, crash) and is failed (app/services/exports.py).
+    heartbeat_at: Mapped[datetime | None]
     records_done: Mapped[int] = mapped_column(default=0)
     records_total: Mapped[int | None]
     counts: Mapped[dict[str, int] | None] = mapped_column(JSON)

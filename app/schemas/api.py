@@ -177,6 +177,13 @@ class ImportResult(BaseModel):
     held_for_review: int  # new prompts with personal data, kept out of queues until reviewed
 
 
+class FileImportResult(BaseModel):
+    kind: str  # completions | oasst | pairs
+    message: str
+    counts: dict[str, int]
+    dropped_duplicates: list[str]
+
+
 class SnapshotOut(Out):
     id: str
     state: str  # queued | running | done | failed

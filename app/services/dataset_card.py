@@ -26,7 +26,8 @@ LIMITS = """\
   import names them) may sit in different splits.
 - `rm` keeps every labeler's own ranking of a prompt; prompts ranked by several labelers appear
   once per ranking. Merge or weight them in training as you need.
-- Agreement statistics are not computed yet (`agreement` is null in the manifest).
+- Agreement is measured on the items that several of these rankings share (the project's
+  overlap share), not on every ranking.
 - The time window applies to each record's own creation time: a ranking inside the window may
   belong to a prompt written before it."""
 
@@ -41,6 +42,7 @@ def render(
     request: ExportRequest,
     split_policy: dict[str, Any],
     counts: dict[str, int],
+    agreement: dict[str, Any],
     projects: list[Project | None],
 ) -> str:
     lines = [
@@ -83,5 +85,28 @@ def render(
         kind, suffix = stem.split(".")
         row = [str(counts.get(f"{kind}.{split}.{suffix}", 0)) for split in SPLITS]
         lines.append(f"| {kind} ({suffix}) | " + " | ".join(row) + " |")
-    lines += ["", "## Agreement", "", "Not computed yet.", "", "## Known limits", "", LIMITS, ""]
+    lines += ["", "## Agreement", "", *_agreement(agreement), "", "## Known limits", "", LIMITS, ""]
     return "\n".join(lines)
+
+
+def _agreement(summary: dict[str, Any]) -> list[str]:
+    if summary["rate"] is None:
+        return [
+            "No item was ranked by two or more labelers in this snapshot: no agreement to report."
+        ]
+    low, high = summary["interval_95"]
+    alpha, tau = summary["krippendorff_alpha"], summary["kendall_tau_b"]
+    return [
+        f"Labelers agree on {summary['rate']:.1%} of completion pairs (95 % interval "
+        f"{low:.1%} to {high:.1%}) over {summary['items']} items ranked by two or more of them "
+        f"({summary['comparisons']} pairs of rankings, {summary['completion_pairs']} completion "
+        "pairs). InstructGPT reports 72.6 ± 1.5 % among its training labelers.",
+        "",
+        f"Krippendorff's alpha (ordinal): {_number(alpha)}; mean Kendall's tau-b: {_number(tau)}.",
+        "",
+        f"How: {summary['statistic']}.",
+    ]
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"

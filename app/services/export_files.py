@@ -1,11 +1,16 @@
 """Writing records to snapshot files: JSON lines always byte-stable, Parquet on request.
 
-JSON lines: keys in the order the records are built, no spaces, UTF-8 (not \\u escapes), "\\n"
-after every record. Parquet (needs the `parquet` extra, pyarrow) is written in row groups of
-ROW_GROUP records with an explicit schema per file kind, so empty files have columns too.
+Each record is serialized once, to its JSON line (orjson: keys in the order the records are
+built, no spaces, UTF-8 rather than \\u escapes, "\\n" after every record, like
+json.dumps(record, ensure_ascii=False, separators=(",", ":")) several times faster), and every
+writer of its file takes that line. Parquet (needs the `parquet` extra, pyarrow) is made from
+the same lines: pyarrow's JSON reader turns ROW_GROUP of them at a time into columns with an
+explicit schema per file kind (so empty files have columns too), one row group each. Both
+writers hold at most one buffer of lines, whatever the size of the export.
 """
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,12 +19,19 @@ import orjson
 from app.errors import InvalidInput
 
 ROW_GROUP = 5_000
+JSONL_BUFFER = 1 << 20
+
+
+def serialize(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class Writer(Protocol):
+    path: Path
     count: int
 
-    def write(self, record: dict[str, Any]) -> None: ...
+    def write(self, line: bytes) -> None:
+        """One record, as `serialize` made it."""
 
     def close(self) -> None: ...
 
@@ -28,12 +40,10 @@ class JsonlWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
-        self._file = path.open("wb")
+        self._file = path.open("wb", buffering=JSONL_BUFFER)
 
-    def write(self, record: dict[str, Any]) -> None:
-        # orjson writes compact UTF-8 with keys in insertion order, like
-        # json.dumps(record, ensure_ascii=False, separators=(",", ":")), several times faster.
-        self._file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    def write(self, line: bytes) -> None:
+        self._file.write(line)
         self.count += 1
 
     def close(self) -> None:
@@ -47,21 +57,31 @@ class ParquetWriter:
         self.path = path
         self.count = 0
         self._schema = parquet_schema(kind)
-        self._rows: list[dict[str, Any]] = []
+        self._lines: list[bytes] = []
         self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
 
-    def write(self, record: dict[str, Any]) -> None:
-        self._rows.append(record)
+    def write(self, line: bytes) -> None:
+        self._lines.append(line)
         self.count += 1
-        if len(self._rows) >= ROW_GROUP:
+        if len(self._lines) >= ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
+        from pyarrow import json
 
-        if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-            self._rows = []
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines = []
+        table = json.read_json(
+            io.BytesIO(data),
+            # One block: the reader splits its input at block boundaries.
+            read_options=json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=json.ParseOptions(
+                explicit_schema=self._schema, unexpected_field_behavior="error"
+            ),
+        )
+        self._writer.write_table(table, row_group_size=ROW_GROUP)
 
     def close(self) -> None:
         self._flush()

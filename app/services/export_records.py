@@ -1,9 +1,14 @@
 """The records of an export snapshot, read from the database in stable order and constant
-memory: pages of BATCH rows by increasing id (keyset pagination, which works alike on SQLite
-and PostgreSQL and holds no cursor open), and one query per page for the ranking entries and
-their completions (no query per record). Records hold no timestamps; people appear as
-pseudonyms (an HMAC of their author key with the deployment's secret key: stable across
-snapshots of one deployment, meaningless elsewhere).
+memory. Each kind of record is read in pages: the rows whose id (of the ranking, demonstration
+or prompt) lies in the next range of BATCH ids, in id order. Ranges rather than LIMIT keep
+both databases on one plan, starting from the primary key, however large the tables (with
+LIMIT, PostgreSQL sorted every page of a join). A page of rankings takes one more query for
+the entries and completions of all its rankings, aggregated by the database into one JSON
+text per ranking (parsed by orjson: far cheaper than K rows each). Rows come back as plain
+tuples; nothing per record goes through the ORM.
+
+Records hold no timestamps; people appear as pseudonyms (an HMAC of their author key with the
+deployment's secret key: stable across snapshots of one deployment, meaningless elsewhere).
 """
 
 import hashlib
@@ -13,7 +18,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+import orjson
+from sqlalchemy import Select, Text, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
@@ -33,7 +39,7 @@ from app.schemas.snapshot import ExportRequest
 from app.services import gold, hygiene, pace
 from app.services.imports import IMPORTED_ROLE
 
-BATCH = 2000
+BATCH = 5000
 Record = dict[str, Any]
 
 
@@ -51,6 +57,7 @@ class Selection:
     project_ids: list[int]
     excluded_labeler_ids: set[int]
     capped_prompt_ids: set[int]  # prompts beyond their author's cap
+    researcher_prompt_ids: set[int]  # prompts of gold and screening items
     _pseudonyms: dict[str, str] = field(default_factory=dict)
 
     def pseudonym(self, key: str) -> str:
@@ -83,6 +90,7 @@ def select_data(session: Session, request: ExportRequest, secret_key: str) -> Se
         project_ids=project_ids,
         excluded_labeler_ids=set(excluded.values()),
         capped_prompt_ids=_capped(session, project_ids, request.max_prompts_per_author),
+        researcher_prompt_ids=gold.researcher_prompt_ids(session, project_ids),
     )
 
 
@@ -112,7 +120,7 @@ def _capped(session: Session, project_ids: list[int], cap: int | None) -> set[in
 def count_records(session: Session, selection: Selection) -> int:
     """Records the filters select, before the per-author cap (an upper bound for progress)."""
     total = 0
-    for query in (_ppo_query(selection), _sft_query(selection), _rm_query(selection)):
+    for query in (_ppo_query(selection), _sft_query(selection), rm_query(selection)):
         total += session.scalar(select(func.count()).select_from(query.subquery())) or 0
     return total
 
@@ -148,9 +156,9 @@ def _labelers(query: Select, selection: Selection) -> Select:
 
 
 def _usable_prompts() -> Any:
-    """Prompts fit for training data: not waiting for (or dropped in) a personal-data review,
-    and not the researchers' gold or screening prompts."""
-    return and_(Prompt.review_state.in_(hygiene.USABLE_STATES), gold.work_prompt_condition())
+    """Prompts not waiting for (or dropped in) a personal-data review. (Prompts fit for
+    training data are also not the researchers': see Selection.researcher_prompt_ids.)"""
+    return Prompt.review_state.in_(hygiene.USABLE_STATES)
 
 
 def _in_projects(selection: Selection) -> Any:
@@ -160,28 +168,40 @@ def _in_projects(selection: Selection) -> Any:
     return (Prompt.project_id + 0).in_(selection.project_ids)
 
 
-def _prompt_fields(row: Any, selection: Selection) -> Record:
+def _prompt_fields(
+    selection: Selection,
+    prompt_id: int,
+    external_id: str | None,
+    split: str,
+    kind: str,
+    category: str,
+    language: str,
+    author_key: str,
+) -> Record:
+    """The start of every record, from the PROMPT_COLUMNS of its row."""
     return {
-        "prompt_id": row.external_id or f"p{row.id}",
-        "split": row.split,
-        "prompt_kind": row.kind,
-        "category": row.category,
-        "language": row.language,
-        "author": selection.pseudonym(row.author_key),
+        "prompt_id": external_id or f"p{prompt_id}",
+        "split": split,
+        "prompt_kind": kind,
+        "category": category,
+        "language": language,
+        "author": selection.pseudonym(author_key),
     }
 
 
 def _pages(session: Session, query: Select, id_column: Any) -> Iterator[list[Any]]:
-    """The rows of `query` in pages of BATCH, by increasing `id_column`."""
-    last = None
-    while True:
-        page_query = query if last is None else query.where(id_column > last)
-        # Core execution: plain rows, without the ORM's per-row overhead.
-        rows = session.connection().execute(page_query.order_by(id_column).limit(BATCH)).all()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1].record_id
+    """The rows of `query` in pages by ranges of BATCH values of `id_column` (its first
+    column), in order. Records unpack the rows as tuples, in the order of their query's
+    columns."""
+    connection = session.connection()
+    low, high = connection.execute(select(func.min(id_column), func.max(id_column))).one()
+    if low is None:
+        return
+    for start in range(low, high + 1, BATCH):
+        page = query.where(id_column >= start, id_column < start + BATCH).order_by(id_column)
+        rows = connection.execute(page).all()
+        if rows:
+            yield rows
 
 
 # --- PPO: prompts ------------------------------------------------------------------------------
@@ -199,16 +219,28 @@ def _ppo_query(selection: Selection) -> Select:
 
 
 def ppo_records(session: Session, selection: Selection) -> Iterator[Record]:
+    left_out = selection.capped_prompt_ids | selection.researcher_prompt_ids
     for rows in _pages(session, _ppo_query(selection), Prompt.id):
-        for row in rows:
-            if row.id in selection.capped_prompt_ids:
+        for (
+            _record_id,
+            prompt_id,
+            external_id,
+            split,
+            kind,
+            category,
+            language,
+            author_key,
+            instruction,
+            few_shot_pairs,
+            context,
+        ) in rows:
+            if prompt_id in left_out:
                 continue
-            yield {
-                **_prompt_fields(row, selection),
-                "context": prompt_messages(
-                    row.kind, row.instruction, row.few_shot_pairs, row.context
-                ),
-            }
+            record = _prompt_fields(
+                selection, prompt_id, external_id, split, kind, category, language, author_key
+            )
+            record["context"] = prompt_messages(kind, instruction, few_shot_pairs, context)
+            yield record
 
 
 # --- SFT: demonstrations -----------------------------------------------------------------------
@@ -235,28 +267,44 @@ def _sft_query(selection: Selection) -> Select:
 
 
 def sft_records(session: Session, selection: Selection) -> Iterator[Record]:
+    left_out = selection.capped_prompt_ids | selection.researcher_prompt_ids
     for rows in _pages(session, _sft_query(selection), Demonstration.id):
-        for row in rows:
-            if row.id in selection.capped_prompt_ids:
+        for (
+            record_id,
+            prompt_id,
+            external_id,
+            split,
+            kind,
+            category,
+            language,
+            author_key,
+            messages,
+            ranking_id,
+            time_spent_ms,
+            labeler_id,
+            role,
+        ) in rows:
+            if prompt_id in left_out:
                 continue
-            if row.role == IMPORTED_ROLE:
+            if role == IMPORTED_ROLE:
                 origin = "imported"
             else:
-                origin = "ranking_better_answer" if row.ranking_id else "demonstration"
-            yield {
-                **_prompt_fields(row, selection),
-                "id": f"d{row.record_id}",
-                "messages": row.messages,
-                "labeler": selection.pseudonym(f"user:{row.labeler_id}"),
-                "origin": origin,
-                "time_spent_ms": row.time_spent_ms,
-            }
+                origin = "ranking_better_answer" if ranking_id else "demonstration"
+            record = _prompt_fields(
+                selection, prompt_id, external_id, split, kind, category, language, author_key
+            )
+            record["id"] = f"d{record_id}"
+            record["messages"] = messages
+            record["labeler"] = selection.pseudonym(f"user:{labeler_id}")
+            record["origin"] = origin
+            record["time_spent_ms"] = time_spent_ms
+            yield record
 
 
 # --- RM: rankings ------------------------------------------------------------------------------
 
 
-def _rm_query(selection: Selection) -> Select:
+def rm_query(selection: Selection) -> Select:
     query = (
         select(
             Ranking.id.label("record_id"),
@@ -283,62 +331,98 @@ def _rm_query(selection: Selection) -> Select:
 
 
 def rm_records(session: Session, selection: Selection) -> Iterator[Record]:
-    for rows in _pages(session, _rm_query(selection), Ranking.id):
-        completions = _ranked_completions(session, rows[0].record_id, rows[-1].record_id)
-        for row in rows:
-            if row.id in selection.capped_prompt_ids:
+    capped = selection.capped_prompt_ids
+    for rows in _pages(session, rm_query(selection), Ranking.id):
+        completions = _ranked_completions(session, rows[0][0], rows[-1][0])
+        for (
+            record_id,
+            prompt_id,
+            external_id,
+            split,
+            kind,
+            category,
+            language,
+            author_key,
+            instruction,
+            few_shot_pairs,
+            context,
+            all_bad,
+            time_spent_ms,
+            labeler_id,
+            role,
+            group,
+        ) in rows:
+            if prompt_id in capped:
                 continue
-            yield {
-                **_prompt_fields(row, selection),
-                "id": f"r{row.record_id}",
-                "context": prompt_messages(
-                    row.kind, row.instruction, row.few_shot_pairs, row.context
-                ),
-                "completions": completions[row.record_id],
-                "labeler": selection.pseudonym(f"user:{row.labeler_id}"),
-                "labeler_group": labeler_group(row.role, row.labeler_group),
-                "all_bad": row.all_bad,
-                "time_spent_ms": row.time_spent_ms,
-            }
+            record = _prompt_fields(
+                selection, prompt_id, external_id, split, kind, category, language, author_key
+            )
+            record["id"] = f"r{record_id}"
+            record["context"] = prompt_messages(kind, instruction, few_shot_pairs, context)
+            record["completions"] = completions[record_id]
+            record["labeler"] = selection.pseudonym(f"user:{labeler_id}")
+            record["labeler_group"] = labeler_group(role, group)
+            record["all_bad"] = all_bad
+            record["time_spent_ms"] = time_spent_ms
+            yield record
+
+
+FLAG_NAMES = sorted(FLAGS)
+# The sorted flag names of each bit mask (bit i: FLAG_NAMES[i]).
+_FLAGS_OF_MASK = [
+    [name for bit, name in enumerate(FLAG_NAMES) if mask >> bit & 1]
+    for mask in range(1 << len(FLAG_NAMES))
+]
 
 
 def _ranked_completions(session: Session, first: int, last: int) -> dict[int, list[Record]]:
-    """The ranked completions of the rankings with ids in [first, last], best first."""
-    names = sorted(FLAGS)
-    flags = [getattr(RankingEntry, name) for name in names]
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                RankingEntry.ranking_id,
-                RankingEntry.rank,
-                RankingEntry.quality,
-                *flags,
-                Completion.id,
-                Completion.external_id,
-                Completion.text,
-                Completion.model_name,
-            )
-            .join(Completion, Completion.id == RankingEntry.completion_id)
-            .where(RankingEntry.ranking_id.between(first, last))
-            .order_by(RankingEntry.ranking_id, RankingEntry.rank, Completion.position)
-        )
-        .all()
+    """The completions of the rankings with ids in [first, last], best first, by ranking.
+
+    The database aggregates each ranking's entries into one JSON array of [rank, position,
+    id, external id, text, quality, flag mask, model] rows: one text per ranking instead of K
+    rows. The aggregate is unordered (SQLite before 3.44 cannot order inside one): Python
+    sorts the rows. A subquery per ranking, so that both databases look the entries and
+    completions up by index (PostgreSQL would rather scan all completions for a range)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    mask = sum(
+        (case((getattr(RankingEntry, n), 1 << bit), else_=0) for bit, n in enumerate(FLAG_NAMES)),
+        start=literal(0),
     )
-    found: dict[int, list[Record]] = {}
-    for ranking_id, rank, quality, *flags_on, cid, external_id, text, model in rows:
-        found.setdefault(ranking_id, []).append(
+    entry = (func.json_build_array if postgres else func.json_array)(
+        RankingEntry.rank,
+        Completion.position,
+        Completion.id,
+        Completion.external_id,
+        Completion.text,
+        RankingEntry.quality,
+        mask,
+        Completion.model_name,
+    )
+    # As text, so that orjson parses it rather than psycopg's json.loads.
+    aggregate = cast(func.json_agg(entry), Text) if postgres else func.json_group_array(entry)
+    completions = (
+        select(aggregate)
+        .select_from(RankingEntry)
+        .join(Completion, Completion.id == RankingEntry.completion_id)
+        .where(RankingEntry.ranking_id == Ranking.id)
+        .scalar_subquery()
+    )
+    query = select(Ranking.id, completions).where(Ranking.id.between(first, last))
+    found = {}
+    for ranking_id, aggregated in session.connection().execute(query).all():
+        rows = orjson.loads(aggregated)
+        rows.sort()  # by rank, then position: unique within an item
+        found[ranking_id] = [
             {
-                "id": external_id or f"c{cid}",
+                "id": external_id or f"c{completion_id}",
                 "text": text,
                 "rank": rank,
                 "quality": quality,
-                "flags": [n for n, on in zip(names, flags_on, strict=True) if on]
-                if any(flags_on)
-                else [],
+                "flags": _FLAGS_OF_MASK[mask][:],
                 "model": model,
             }
-        )
+            for rank, _position, completion_id, external_id, text, quality, mask, model in rows
+        ]
     return found
 
 

@@ -5,10 +5,14 @@ A snapshot is requested (a row in `snapshots`, state "queued"), then written by 
 streamed into a temporary directory beside the final one, the dataset card, the manifest and
 its checksums follow, and the directory is renamed into place at the end, so a snapshot
 directory is complete or absent, never half-written. An existing snapshot is never overwritten.
+A running export beats every HEARTBEAT_EVERY; one whose heartbeat is older than STALE_AFTER
+(its process died: a server restart, a crash) is failed, and its temporary directory removed,
+at the next look at the snapshots (and when the app starts).
 On PostgreSQL the records are read in one REPEATABLE READ transaction (SQLite's read
 transactions are snapshots already), so they are consistent even while labelers keep working.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -17,12 +21,13 @@ import secrets
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,12 +38,13 @@ from app.models import Project, Snapshot, User
 from app.models.base import utcnow
 from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
 from app.schemas.snapshot import ExportRequest
-from app.services import audit, dataset_card, export_records
+from app.services import audit, dataset_card, export_agreement, export_records
 from app.services.export_files import (
     JsonlWriter,
     ParquetWriter,
     Writer,
     check_parquet_available,
+    serialize,
     sha256,
 )
 from app.services.splits import ratios
@@ -47,6 +53,12 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 5_000
 SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 KIND_ORDER = ("ppo", "sft", "rm")
+HEARTBEAT_EVERY = timedelta(seconds=15)
+STALE_AFTER = timedelta(minutes=2)
+STUCK_MESSAGE = (
+    "The export stopped without finishing (the server restarted or the export crashed); "
+    "its partial files were removed. Start a new snapshot."
+)
 
 
 def exports_dir(settings: Settings) -> Path:
@@ -55,6 +67,11 @@ def exports_dir(settings: Settings) -> Path:
 
 def snapshot_dir(settings: Settings, snapshot_id: str) -> Path:
     return exports_dir(settings) / snapshot_id
+
+
+def _work_dir(settings: Settings, snapshot_id: str) -> Path:
+    """Where a snapshot is written before it is renamed into place (never a snapshot id)."""
+    return exports_dir(settings) / f".{snapshot_id}.partial"
 
 
 # --- Requesting and finding snapshots ------------------------------------------------------------
@@ -126,6 +143,40 @@ def list_snapshots(session: Session) -> list[Snapshot]:
     return list(session.scalars(select(Snapshot).order_by(Snapshot.created_at.desc())))
 
 
+def _stuck(now: Any) -> Any:
+    cutoff = now - STALE_AFTER
+    beat = Snapshot.heartbeat_at
+    return or_(
+        and_(Snapshot.state == "running", or_(beat.is_(None), beat < cutoff)),
+        # Background exports that never started: the process that queued them is gone.
+        and_(Snapshot.state == "queued", Snapshot.created_at < cutoff),
+    )
+
+
+def fail_stuck_snapshots(db: Database, settings: Settings) -> list[str]:
+    """Fail the snapshots that stopped beating and remove their temporary directories; their
+    ids. Reads first, so that looking at the snapshots writes nothing when none are stuck."""
+    with db.session(write=False) as session:
+        stuck = list(session.scalars(select(Snapshot.id).where(_stuck(utcnow()))))
+    if not stuck:
+        return []
+    with db.session() as session:
+        now = utcnow()
+        failed = list(
+            session.scalars(
+                update(Snapshot)
+                .where(Snapshot.id.in_(stuck), _stuck(now))
+                .values(state="failed", error=STUCK_MESSAGE, finished_at=now)
+                .returning(Snapshot.id)
+            )
+        )
+        session.commit()
+    for snapshot_id in failed:
+        log.warning("export %s stopped beating: marked failed", snapshot_id)
+        shutil.rmtree(_work_dir(settings, snapshot_id), ignore_errors=True)
+    return failed
+
+
 def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
     snapshot = session.get(Snapshot, snapshot_id)
     if snapshot is None:
@@ -141,29 +192,60 @@ def run_snapshot(db: Database, settings: Settings, snapshot_id: str) -> Snapshot
     with the reason. Never raises for a failed export: the row says what went wrong."""
     with db.session() as session:
         snapshot = get_snapshot(session, snapshot_id)
-        if snapshot.state != "queued":
+        started = session.execute(
+            update(Snapshot)
+            .where(Snapshot.id == snapshot_id, Snapshot.state == "queued")
+            .values(state="running", heartbeat_at=utcnow())
+        )
+        if started.rowcount != 1:
             raise Conflict(f"The snapshot {snapshot_id!r} has been run already.")
-        snapshot.state = "running"
         session.commit()
         request = ExportRequest.model_validate(snapshot.request)
         created_at = snapshot.created_at
 
     def progress(**values: Any) -> None:
+        """Record progress (and a heartbeat); stop if the snapshot was failed as stuck."""
         with db.session() as session:
-            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(**values))
+            updated = session.execute(
+                update(Snapshot)
+                .where(Snapshot.id == snapshot_id, Snapshot.state == "running")
+                .values(heartbeat_at=utcnow(), **values)
+            )
             session.commit()
+        if updated.rowcount != 1:
+            raise Conflict(f"The snapshot {snapshot_id!r} was failed while it ran.")
 
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_beat, args=(progress, stop), daemon=True)
+    heartbeat.start()
     try:
         counts = _write(db, settings, snapshot_id, request, created_at, progress)
     except Exception as exc:
         if not isinstance(exc, ServiceError):
             log.exception("export %s failed", snapshot_id)
         message = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
-        progress(state="failed", error=message, finished_at=utcnow())
+        _finish(progress, state="failed", error=message)
     else:
-        progress(state="done", counts=counts, finished_at=utcnow())
+        _finish(progress, state="done", counts=counts)
+    finally:
+        stop.set()
+        heartbeat.join()
     with db.session(write=False) as session:
         return get_snapshot(session, snapshot_id)
+
+
+def _beat(progress: Callable[..., None], stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_EVERY.total_seconds()):
+        try:
+            progress()
+        except Exception:  # the export itself notices, at its next progress report
+            log.warning("export heartbeat failed", exc_info=True)
+            return
+
+
+def _finish(progress: Callable[..., None], **values: Any) -> None:
+    with contextlib.suppress(Conflict):  # failed as stuck meanwhile: that stays its state
+        progress(finished_at=utcnow(), **values)
 
 
 def _write(
@@ -178,7 +260,8 @@ def _write(
     if final.exists():
         raise _exists(snapshot_id)
     final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=final.parent))
+    work = _work_dir(settings, snapshot_id)
+    work.mkdir(mode=0o700)
     try:
         with db.session(write=False) as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -186,9 +269,10 @@ def _write(
             selection = export_records.select_data(session, request, settings.secret_key)
             progress(records_total=export_records.count_records(session, selection))
             counts = _write_records(session, selection, work, progress)
+            agreement = export_agreement.summary(session, selection)
             projects = [session.get(Project, pid) for pid in selection.project_ids]
         policy = _split_policy([p for p in projects if p is not None])
-        card = dataset_card.render(request, policy, counts, projects)
+        card = dataset_card.render(request, policy, counts, agreement, projects)
         (work / "README.md").write_text(card, encoding="utf-8")
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
@@ -196,14 +280,14 @@ def _write(
             filters=request.model_dump(mode="json"),
             split_policy=policy,
             counts=counts,
-            agreement=None,  # the agreement statistics do not exist yet
+            agreement=agreement,
             sha256={p.name: sha256(p) for p in sorted(work.iterdir())},
         )
         text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
         (work / "manifest.json").write_text(text + "\n", encoding="utf-8")
         if final.exists():
             raise _exists(snapshot_id)
-        work.chmod(0o755)  # mkdtemp made it private
+        work.chmod(0o755)
         os.rename(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -234,12 +318,14 @@ def _write_records(
     try:
         for kind in KIND_ORDER:
             for record in sources[kind](session, selection):
+                line = serialize(record)
                 for writer in writers[kind, record["split"]]:
-                    writer.write(record)
+                    writer.write(line)
                 if kind == "rm" and request.pairs != "none":
                     for pair in export_records.pairs(record, request.pairs):
+                        line = serialize(pair)
                         for writer in writers["pairs", record["split"]]:
-                            writer.write(pair)
+                            writer.write(line)
                 done += 1
                 if done % PROGRESS_EVERY == 0:
                     progress(records_done=done)

@@ -27,9 +27,10 @@ from app.services import agreement, splits
 GOLD_LABELER = -1  # stands for the researchers in ranking tables
 
 
-def work_prompt_condition() -> ColumnElement[bool]:
-    """True for prompts of the normal queue: no gold or screening item was made of them."""
-    return ~exists().where(Item.prompt_id == Prompt.id, Item.purpose != "work")
+def researcher_prompt_ids(session: Session, project_ids: list[int]) -> set[int]:
+    """Prompts of gold or screening items: the researchers', never the normal queue's."""
+    query = select(Item.prompt_id).where(Item.project_id.in_(project_ids), Item.purpose != "work")
+    return set(session.scalars(query.distinct()))
 
 
 def work_item_condition() -> ColumnElement[bool]:

@@ -15,7 +15,18 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    LargeBinary,
+    Select,
+    and_,
+    column,
+    func,
+    or_,
+    select,
+    values,
+)
 from sqlalchemy.orm import Session, aliased
 
 from app.errors import InvalidInput, NotFound
@@ -25,6 +36,7 @@ from app.services import audit, pii
 
 USABLE_STATES = ("clear", "kept", "redacted")
 REVIEW_DECISIONS = ("keep", "redact", "drop")
+NEIGHBOUR_CHUNK = 500
 
 
 def normalize(text: str) -> str:
@@ -81,24 +93,65 @@ def _keep_earliest(group: list[int], duplicates: dict[int, int]) -> None:
 
 def duplicate_of(session: Session, project: Project, text: str) -> Prompt | None:
     """An existing prompt of the project that this text duplicates, if any."""
-    key = dedup_key(text)
-    normalized = normalize(text)
-    for neighbour in _neighbours(session, project.id, key):
-        if is_duplicate(
-            normalize(neighbour.render()),
-            normalized,
-            project.dedup_min_prefix,
-            project.dedup_prefix_percent,
-        ):
-            return neighbour
-    return None
+    return duplicates_of(session, project, [text])[0]
 
 
-def _neighbours(session: Session, project_id: int, key: bytes) -> list[Prompt]:
-    base = select(Prompt).where(Prompt.project_id == project_id, Prompt.review_state != "dropped")
-    below = base.where(Prompt.dedup_key <= key).order_by(Prompt.dedup_key.desc(), Prompt.id)
-    above = base.where(Prompt.dedup_key > key).order_by(Prompt.dedup_key, Prompt.id)
-    return [p for query in (below, above) if (p := session.scalar(query.limit(1))) is not None]
+def duplicates_of(session: Session, project: Project, texts: list[str]) -> list[Prompt | None]:
+    """For each text, an existing prompt of the project that it duplicates, if any: one of its
+    two neighbours in the (project, dedup_key) index, looked up for NEIGHBOUR_CHUNK texts at
+    a time in one query (an import checks thousands of new prompts)."""
+    keys = [dedup_key(text) for text in texts]
+    neighbours: list[list[int]] = []
+    for start in range(0, len(keys), NEIGHBOUR_CHUNK):
+        neighbours += _neighbours(session, project.id, keys[start : start + NEIGHBOUR_CHUNK])
+    ids = {i for pair in neighbours for i in pair}
+    prompts = {
+        p.id: p
+        for start in range(0, len(ids), NEIGHBOUR_CHUNK)
+        for p in session.scalars(
+            select(Prompt).where(Prompt.id.in_(sorted(ids)[start : start + NEIGHBOUR_CHUNK]))
+        )
+    }
+    found: list[Prompt | None] = []
+    for text, pair in zip(texts, neighbours, strict=True):
+        normalized = normalize(text)
+        found.append(
+            next(
+                (
+                    prompts[i]
+                    for i in pair
+                    if is_duplicate(
+                        normalize(prompts[i].render()),
+                        normalized,
+                        project.dedup_min_prefix,
+                        project.dedup_prefix_percent,
+                    )
+                ),
+                None,
+            )
+        )
+    return found
+
+
+def _neighbours(session: Session, project_id: int, keys: list[bytes]) -> list[list[int]]:
+    """The ids of the prompts just below (or at) and just above each key: one query."""
+    wanted = values(column("n", Integer), column("key", LargeBinary), name="wanted")
+    wanted = wanted.data(list(enumerate(keys))).cte()
+    base = select(Prompt.id).where(
+        Prompt.project_id == project_id, Prompt.review_state != "dropped"
+    )
+    below = base.where(Prompt.dedup_key <= wanted.c.key).order_by(
+        Prompt.dedup_key.desc(), Prompt.id
+    )
+    above = base.where(Prompt.dedup_key > wanted.c.key).order_by(Prompt.dedup_key, Prompt.id)
+    rows = session.execute(
+        select(
+            wanted.c.n,
+            below.limit(1).scalar_subquery(),
+            above.limit(1).scalar_subquery(),
+        ).order_by(wanted.c.n)
+    ).all()
+    return [[i for i in (low, high) if i is not None] for _n, low, high in rows]
 
 
 def user_key(prompt: Prompt) -> str | None:

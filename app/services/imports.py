@@ -282,9 +282,11 @@ def _duplicates(
         keys[d]: f"{unit} {lines[keys[d]][0]}: duplicate of {unit} {lines[keys[first]][0]}"
         for d, first in within.items()
     }
-    for key, text in zip(keys, texts, strict=True):
-        if key not in reasons and (existing := hygiene.duplicate_of(session, project, text)):
-            reasons[key] = f"{unit} {lines[key][0]}: duplicate of prompt {existing.id}"
+    unique = [(key, text) for key, text in zip(keys, texts, strict=True) if key not in reasons]
+    existing = hygiene.duplicates_of(session, project, [text for _key, text in unique])
+    for (key, _text), prompt in zip(unique, existing, strict=True):
+        if prompt is not None:
+            reasons[key] = f"{unit} {lines[key][0]}: duplicate of prompt {prompt.id}"
     return dict(sorted(reasons.items(), key=lambda reason: lines[reason[0]][0]))
 
 

@@ -2,7 +2,7 @@
 filtered as asked, with pseudonymous people and an optional pairs view."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Prompt, Ranking, Snapshot, User
+from app.models.base import utcnow
 from app.schemas.export import RECORD_TYPES, SPLITS, Manifest, PairRecord, file_name
 from app.schemas.snapshot import ExportRequest
 from app.services import export_records, exports, gold, import_oasst, import_pairs
@@ -89,7 +90,40 @@ def test_every_record_and_the_manifest_follow_the_export_format(
         == 2
     )
     assert set(manifest.sha256) == {p.name for p in directory.iterdir()} - {"manifest.json"}
-    assert manifest.agreement is None
+
+
+def manifest_of(settings, snapshot: Snapshot) -> dict:
+    return json.loads((exports.snapshot_dir(settings, snapshot.id) / "manifest.json").read_text())
+
+
+def card_of(settings, snapshot: Snapshot) -> str:
+    return (exports.snapshot_dir(settings, snapshot.id) / "README.md").read_text()
+
+
+def test_the_manifest_and_the_card_report_agreement_on_items_ranked_twice(
+    session, db, settings
+) -> None:
+    project = make_project(session, annotations_per_item=2)
+    make_ranking_item(session, project, k=4)
+    in_order = {f"answer {i}": i + 1 for i in range(4)}
+    make_ranking(session, project, make_user(session), in_order)
+    ties = {"answer 0": 1, "answer 1": 1, "answer 2": 2, "answer 3": 3}
+    make_ranking(session, project, make_user(session), ties)
+    make_ranking_item(session, project, k=4)
+    make_ranking(session, project, make_user(session))  # an item ranked once: no comparison
+    snapshot = export(session, db, settings)
+    agreement = manifest_of(settings, snapshot)["agreement"]
+    # Of the 6 completion pairs, 5 are ordered alike and 1 is ordered against a tie (half).
+    assert agreement["rate"] == round(5.5 / 6, 4)
+    assert (agreement["items"], agreement["rankings"], agreement["comparisons"]) == (1, 2, 1)
+    assert "agree on 91.7% of completion pairs" in card_of(settings, snapshot)
+
+
+def test_agreement_follows_the_snapshots_filters(session, db, settings, ranked) -> None:
+    _project, _author, first, _second = ranked
+    snapshot = export(session, db, settings, exclude_labelers=[first.username])
+    assert manifest_of(settings, snapshot)["agreement"]["rate"] is None
+    assert "no agreement to report" in card_of(settings, snapshot)
 
 
 def test_the_manifest_checksums_match_the_files(session, db, settings, ranked) -> None:
@@ -301,3 +335,71 @@ def test_imported_pairs_come_back_as_the_same_pairs(session, db, settings) -> No
         "chosen": [{"role": "assistant", "content": "Because."}],
         "rejected": [{"role": "assistant", "content": "No."}],
     }
+
+
+# --- Stuck snapshots -------------------------------------------------------------------------
+
+
+def stale(session, snapshot_id: str, state: str) -> None:
+    """Make a snapshot look abandoned: its heartbeat (or its request) is long past."""
+    past = utcnow() - exports.STALE_AFTER - timedelta(seconds=1)
+    session.execute(
+        update(Snapshot)
+        .where(Snapshot.id == snapshot_id)
+        .values(state=state, heartbeat_at=past, created_at=past)
+    )
+    session.commit()
+
+
+def test_a_running_snapshot_that_stopped_beating_is_failed_and_its_files_removed(
+    session, db, settings
+) -> None:
+    exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="crashed")
+    stale(session, "crashed", "running")
+    partial = exports.exports_dir(settings) / ".crashed.partial"
+    partial.mkdir(parents=True)
+    (partial / "rm.train.jsonl").write_text("{}\n")
+    assert exports.fail_stuck_snapshots(db, settings) == ["crashed"]
+    session.commit()
+    snapshot = session.get(Snapshot, "crashed")
+    session.refresh(snapshot)
+    assert snapshot.state == "failed" and "Start a new snapshot" in snapshot.error
+    assert not partial.exists()
+
+
+def test_a_queued_snapshot_that_never_started_is_failed(session, db, settings) -> None:
+    exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="lost")
+    stale(session, "lost", "queued")
+    assert exports.fail_stuck_snapshots(db, settings) == ["lost"]
+
+
+def test_a_snapshot_that_beats_or_is_finished_is_left_alone(session, db, settings) -> None:
+    exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="busy")
+    session.execute(
+        update(Snapshot).where(Snapshot.id == "busy").values(state="running", heartbeat_at=utcnow())
+    )
+    session.commit()
+    export(session, db, settings, snapshot_id="old")
+    stale(session, "old", "done")
+    assert exports.fail_stuck_snapshots(db, settings) == []
+
+
+def test_an_export_failed_as_stuck_while_it_runs_stops_and_leaves_nothing(
+    session, db, settings, ranked, monkeypatch
+) -> None:
+    def declared_stuck(*_args, **_kwargs):
+        with db.session() as other:
+            stale(other, "slow", "running")
+        assert exports.fail_stuck_snapshots(db, settings) == ["slow"]
+        yield from ()
+
+    monkeypatch.setattr(export_records, "rm_records", declared_stuck)
+    snapshot = export(session, db, settings, snapshot_id="slow")
+    assert snapshot.state == "failed" and snapshot.error == exports.STUCK_MESSAGE
+    assert list(exports.exports_dir(settings).iterdir()) == []
+
+
+def test_a_snapshot_is_run_once(session, db, settings) -> None:
+    snapshot = export(session, db, settings)
+    with pytest.raises(Conflict, match="run already"):
+        exports.run_snapshot(db, settings, snapshot.id)

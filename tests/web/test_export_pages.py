@@ -1,8 +1,13 @@
 """The admin's export pages: a form, a self-polling progress fragment, the download."""
 
-from sqlalchemy import select
+from datetime import timedelta
 
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from app.main import create_app
 from app.models import Snapshot
+from app.models.base import utcnow
 from app.schemas.snapshot import ExportRequest
 from app.services import exports
 from tests.factories import login, make_project, make_ranking, make_ranking_item, make_user
@@ -81,3 +86,17 @@ def test_labelers_may_not_see_or_make_exports(client, session, settings) -> None
     assert client.get("/admin/exports/x").status_code == 403
     assert client.get("/admin/exports/x/archive").status_code == 403
     assert client.post("/admin/exports", data={"csrf_token": token}).status_code == 403
+
+
+def test_the_app_fails_exports_left_running_when_it_starts(session, settings, db) -> None:
+    exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="before-restart")
+    past = utcnow() - exports.STALE_AFTER - timedelta(seconds=1)
+    session.execute(update(Snapshot).values(state="running", heartbeat_at=past))
+    session.commit()
+
+    with TestClient(create_app(settings, db)):
+        pass
+
+    snapshot = session.get(Snapshot, "before-restart")
+    session.refresh(snapshot)
+    assert snapshot.state == "failed" and snapshot.error == exports.STUCK_MESSAGE

@@ -1,7 +1,7 @@
 """dialogue suggestions: each project's suggestion model, suggestions recorded on demonstrations
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24 10:00:00
 
 Jobs gain the kind "suggest" and the state "waiting" (for an export snapshot made with the
@@ -12,8 +12,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010'
-down_revision = '0009'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
