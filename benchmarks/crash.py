@@ -43,7 +43,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import Server, seed, throwaway_database
+from benchmarks.harness import PASSWORD, Server, seed, throwaway_database
 
 REQUEST_TIMEOUT_S = 15
 GIVE_UP_AFTER_S = 90  # after the run: the last server is up, so everything resolves well before
@@ -311,7 +311,7 @@ def seed_crash(url: str, config: CrashConfig) -> tuple[int, list[str], dict[int,
             project = session.get(Project, seeded.project_id)
             assert project is not None
             author = users.create_user(
-                session, UserIn(username="author", password="author-password", role="labeler")
+                session, UserIn(username="author", password=PASSWORD, role="labeler")
             )
             for n in range(config.prompts):
                 data = PromptIn(

@@ -132,7 +132,7 @@ def _sample_job_params(session: Session, settings) -> dict:
 def _job_created(session: Session, admin: User, settings) -> Action:
     params = _sample_job_params(session, settings)
     data = JobIn(kind="sample", params=params)
-    return lambda: jobs.create_job(session, data, admin, settings.data_dir)
+    return lambda: jobs.create_job(session, data, admin, settings)
 
 
 def _job_cancelled(session: Session, admin: User, settings) -> Action:
@@ -143,7 +143,7 @@ def _job_cancelled(session: Session, admin: User, settings) -> Action:
 def _job_retried(session: Session, admin: User, settings) -> Action:
     job = make_job(session, "sample", _sample_job_params(session, settings))
     jobs.cancel_job(session, job.id, admin)
-    return lambda: jobs.retry_job(session, job.id, admin)
+    return lambda: jobs.retry_job(session, job.id, admin, settings.data_dir)
 
 
 def _worker_created(session: Session, admin: User, _settings) -> Action:
