@@ -38,8 +38,9 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
-# Workers upload trained models as tar archives: generated bodies are sent as raw bytes.
+# Bodies that are files (workers' model archives, admins' JSONL imports) go as raw bytes.
 schemathesis.serializer.alias("application/x-tar", "application/octet-stream")
+schemathesis.serializer.alias("application/x-ndjson", "application/octet-stream")
 
 
 @dataclass
