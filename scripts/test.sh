@@ -11,4 +11,5 @@ trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
 eval "$(scripts/postgres.sh start "$pg_dir")"
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest "$@"

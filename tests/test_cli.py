@@ -209,6 +209,8 @@ def test_worker_tokens_are_created_on_the_command_line(empty_url: str) -> None:
     result = rankery(empty_url, "workers", "create", "gpu-box")
     assert result.returncode == 0 and result.stdout.splitlines()[-1].startswith("rk_")
     assert "Usage" in rankery(empty_url, "worker", "--help").stdout
+
+
 def test_check_splits_reports_each_project(empty_url: str) -> None:
     rankery(empty_url, "migrate")
     rankery(empty_url, "demo")

@@ -37,9 +37,7 @@ async def _label_all(base_url: str, labelers: list[dict[str, str]], project_id: 
     return await asyncio.gather(*(_label_once(base_url, h, project_id) for h in labelers))
 
 
-def test_sixty_labelers_at_once_are_all_served_and_stored(
-    live_url: str, session: Session
-) -> None:
+def test_sixty_labelers_at_once_are_all_served_and_stored(live_url: str, session: Session) -> None:
     project = make_project(session)
     for _ in range(LABELERS):
         make_ranking_item(session, project)

@@ -182,6 +182,8 @@ def test_quality_settings_out_of_range_are_refused(client, session, field, value
     assert field in response.text
     session.refresh(project)
     assert (project.gold_percent, project.min_task_ms, project.min_task_median_percent) == (0, 0, 0)
+
+
 def test_split_ratios_that_do_not_add_up_to_one_are_refused(client, session) -> None:
     project = make_project(session)
     token = login(client, make_user(session, "admin"))
