@@ -199,6 +199,7 @@ def rank_everything_waiting(page: Page) -> int:
     if button.is_disabled():
         return 0
     button.click()
+    page.wait_for_url(TASK_URL)  # loaded, so its keyboard handlers are in place
     ranked = 0
     while TASK_URL.search(page.url):
         task_url = page.url
@@ -224,6 +225,7 @@ def compare_everything_waiting(page: Page) -> int:
     if not button.count():
         return 0
     button.click()
+    page.wait_for_url(TASK_URL)  # loaded, so its keyboard handlers are in place
     compared = 0
     while TASK_URL.search(page.url):
         task_url = page.url
