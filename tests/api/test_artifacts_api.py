@@ -7,16 +7,12 @@ import hashlib
 import io
 import socket
 import tarfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from app.main import create_app
 from app.models import ModelVersion
 from tests.factories import (
     make_base_version,
@@ -209,24 +205,6 @@ def test_a_model_outside_the_jobs_run_directory_is_not_registered(
     assert response.status_code == 422
     assert "is not in the job's run directory" in response.json()["detail"]
     assert registered(session, held) is None
-
-
-@pytest.fixture
-def live_url(settings, db) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, db), port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def wait_until(condition, seconds: float = 10) -> None:
