@@ -123,6 +123,34 @@ def _task(tid: int, item_id: int, slot_id: int, labeler_id: int, order: list[int
     }
 
 
+def _job(jid: int, kind: str, params: dict[str, Any], steps: int = 1) -> dict[str, Any]:
+    """A job that a worker ran to success."""
+    return {
+        "id": jid,
+        "kind": kind,
+        "state": "succeeded",
+        "params": params,
+        "gpus": 1,
+        "created_by_id": 1,
+        "created_at": T0,
+        "worker_id": 1,
+        "lease_id": None,
+        "lease_expires_at": None,
+        "lease_seconds": 60,
+        "attempts": 1,
+        "cancel_requested": False,
+        "started_at": T0,
+        "start_step": 0,
+        "step": steps,
+        "total_steps": steps,
+        "last_report_at": T0,
+        "finished_at": T0,
+        "error": None,
+        "log_tail": "",
+        "result": {},
+    }
+
+
 def seed_rows() -> dict[str, list[dict[str, Any]]]:
     """Rows for every table, with every column any revision has; each revision takes the
     tables and columns it knows (in this order, so foreign keys resolve)."""
@@ -202,54 +230,11 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
             }
         ],
         "jobs": [
-            {
-                "id": 1,
-                "kind": "sft",
-                "state": "succeeded",
-                "params": {"snapshot": "snap-1", "model_version_id": 1, "epochs": 2},
-                "gpus": 1,
-                "created_by_id": 1,
-                "created_at": T0,
-                "worker_id": 1,
-                "lease_id": None,
-                "lease_expires_at": None,
-                "lease_seconds": 60,
-                "attempts": 1,
-                "cancel_requested": False,
-                "started_at": T0,
-                "start_step": 0,
-                "step": 10,
-                "total_steps": 10,
-                "last_report_at": T0,
-                "finished_at": T0,
-                "error": None,
-                "log_tail": "done\n",
-                "result": {"artifact_path": "/srv/var/jobs/1/model"},
-            },
-            {
-                "id": 2,
-                "kind": "evaluate",
-                "state": "succeeded",
-                "params": {"project_id": 1, "model_version_a_id": 2, "model_version_b_id": 1},
-                "gpus": 1,
-                "created_by_id": 1,
-                "created_at": T0,
-                "worker_id": 1,
-                "lease_id": None,
-                "lease_expires_at": None,
-                "lease_seconds": 60,
-                "attempts": 1,
-                "cancel_requested": False,
-                "started_at": T0,
-                "start_step": 0,
-                "step": 1,
-                "total_steps": 1,
-                "last_report_at": T0,
-                "finished_at": T0,
-                "error": None,
-                "log_tail": "",
-                "result": {},
-            },
+            _job(1, "sft", {"snapshot": "snap-1", "model_version_id": 1, "epochs": 2}, steps=10)
+            | {"log_tail": "done\n", "result": {"artifact_path": "/srv/var/jobs/1/model"}},
+            _job(
+                2, "evaluate", {"project_id": 1, "model_version_a_id": 2, "model_version_b_id": 1}
+            ),
         ],
         "job_metrics": [
             {"id": n, "job_id": 1, "seq": n, "step": n * 5, "values": {"loss": 2.0 / n}}
