@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.errors import InvalidInput, NotFound
 from app.models import Project, Prompt, User
+from app.models.base import constant
 from app.schemas.admin import DEDUP_KEY_CHARS
 from app.services import audit, pii
 
@@ -195,7 +196,7 @@ def within_user_cap() -> ColumnElement[bool]:
         earlier.project_id == Prompt.project_id,
         earlier.user_key == Prompt.user_key,
         earlier.id < Prompt.id,
-        earlier.review_state != "dropped",
+        earlier.review_state != constant("dropped"),
     )
     return or_(Prompt.user_key.is_(None), before.scalar_subquery() < cap.scalar_subquery())
 
@@ -203,7 +204,8 @@ def within_user_cap() -> ColumnElement[bool]:
 @cache  # a constant expression; building it is costly and the queue asks for it on every task
 def usable() -> ColumnElement[bool]:
     """Prompts that may enter queues and exports: reviewed or clean, and within the user cap."""
-    return and_(Prompt.review_state.in_(USABLE_STATES), within_user_cap())
+    usable_states = [constant(state) for state in USABLE_STATES]
+    return and_(Prompt.review_state.in_(usable_states), within_user_cap())
 
 
 @dataclass(frozen=True)

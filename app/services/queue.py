@@ -10,27 +10,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
-from app.models.base import utcnow
+from app.models.base import constant, utcnow
 from app.schemas.labeling import SkipIn
 from app.services import gold, groups, hygiene
 
 ITEM_KINDS = ("ranking", "demonstration", "comparison")
-CANDIDATES_PER_TRY = 16
 CLAIM_TRIES = 4
 
 
 def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(Slot.state == "open", _lease_expired(now))
+    return or_(Slot.state == constant("open"), _lease_expired(now))
 
 
 def _lease_expired(now: datetime):  # type: ignore[no-untyped-def]
-    return and_(Slot.state == "leased", Slot.lease_expires_at < now)
+    return and_(Slot.state == constant("leased"), Slot.lease_expires_at < now)
 
 
 def _available_to(*claimable):  # type: ignore[no-untyped-def]
@@ -45,7 +44,7 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
         .where(
             Item.project_id == bindparam("project_id"),
             Item.kind == bindparam("kind"),
-            Item.purpose == "work",
+            Item.purpose == constant("work"),
             *claimable,
             or_(Prompt.author_id.is_(None), Prompt.author_id != labeler_id),
             hygiene.usable(),
@@ -57,34 +56,39 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
 
 @cache
 def _head_of_queue(lease_expired: bool):  # type: ignore[no-untyped-def]
-    """Built once: constructing this statement costs more than running it. Parameters:
-    those of _available_to, now, limit."""
-    claimable = _lease_expired(bindparam("now")) if lease_expired else Slot.state == "open"
+    """The first slot the labeler may take, oldest item first; built once, as constructing it
+    costs more than running it. Parameters: those of _available_to, and now.
+
+    On PostgreSQL the row comes back locked (FOR UPDATE SKIP LOCKED): a slot that a concurrent
+    claim holds is passed over instead of waited for, and the slot found stays this
+    transaction's to take. SQLite renders no lock and needs none: its writers take turns
+    (BEGIN IMMEDIATE), so what a writer reads is current."""
+    claimable = (
+        _lease_expired(bindparam("now")) if lease_expired else Slot.state == constant("open")
+    )
+    # Where the queue starts: without this bound PostgreSQL may merge-join from the project's
+    # first item, walking every finished one on each call.
+    first = select(func.min(Slot.item_id)).where(claimable).scalar_subquery()
     return (
-        _available_to(claimable)
+        _available_to(claimable, Item.id >= first)
         .order_by(Slot.item_id)  # item_id alone: the (state, item_id) index yields it in order
-        .limit(bindparam("limit", type_=Integer))
+        .limit(constant(1))
+        .with_for_update(of=Slot, skip_locked=True)
     )
 
 
-def _candidates(
+def _head(
     session: Session, labeler_id: int, project_id: int, kind: str, now: datetime
-) -> list[tuple[int, int, bool]]:
-    """(slot id, item id, lease expired) at the head of the queue: slots whose lease ran out
-    first, then open slots, oldest item first. Each state is read on its own so the scan walks
-    the (state, item_id) index and stops after a few rows instead of sorting every slot."""
-    rows: list[tuple[int, int, bool]] = []
+) -> tuple[int, int, bool] | None:
+    """(slot id, item id, lease expired) of the slot to serve: one whose lease ran out first,
+    then an open one. Each state is read on its own so the scan walks the (state, item_id)
+    index and stops at the first row instead of sorting every slot."""
     params = {"labeler_id": labeler_id, "project_id": project_id, "kind": kind, "now": now}
     for expired in (True, False):
-        found = (
-            session.connection()
-            .execute(_head_of_queue(expired), {**params, "limit": CANDIDATES_PER_TRY - len(rows)})
-            .all()
-        )
-        rows += [(slot_id, item_id, expired) for slot_id, item_id in found]
-        if len(rows) == CANDIDATES_PER_TRY:
-            break
-    return rows
+        row = session.connection().execute(_head_of_queue(expired), params).first()
+        if row is not None:
+            return row.id, row.item_id, expired
+    return None
 
 
 def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[str, int]:
@@ -115,15 +119,13 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
         return served
     for _ in range(CLAIM_TRIES):
         now = utcnow()
-        candidates = _candidates(session, labeler.id, project.id, kind, now)
-        if not candidates:
+        head = _head(session, labeler.id, project.id, kind, now)
+        if head is None:
             session.rollback()
             return None
-        random.shuffle(candidates)  # spread concurrent labelers over the head of the queue
-        for slot_id, item_id, expired in candidates:
-            task = _try_claim(session, project, labeler, slot_id, item_id, expired, now)
-            if task is not None:
-                return task
+        slot_id, item_id, expired = head
+        if task := _try_claim(session, project, labeler, slot_id, item_id, expired, now):
+            return task
     return None
 
 

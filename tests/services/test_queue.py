@@ -3,10 +3,11 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, select, text, update
 
 from app.db import Database
-from app.models import Slot, Task
+from app.models import Project, Slot, Task, User
 from app.schemas.labeling import SkipIn
 from app.services import queue
 from tests.factories import make_project, make_prompt, make_ranking_item, make_user
@@ -46,6 +47,16 @@ def test_completions_are_shown_in_a_per_labeler_order(session) -> None:
     }
     assert len(orders) > 1
     assert all(sorted(order) == sorted(c.id for c in item.completions) for order in orders)
+
+
+def test_the_oldest_waiting_item_is_served_first(session) -> None:
+    project = make_project(session)
+    items = [make_ranking_item(session, project) for _ in range(3)]
+    queue.next_task(session, project, make_user(session), "ranking")  # takes the first
+
+    task = queue.next_task(session, project, make_user(session), "ranking")
+
+    assert task.item_id == items[1].id
 
 
 def test_a_labeler_never_gets_the_same_item_twice(session) -> None:
@@ -137,8 +148,6 @@ def test_concurrent_labelers_never_share_a_slot_or_overshoot(db: Database) -> No
 
     def claim(labeler_id: int) -> int | None:
         with db.session() as s:
-            from app.models import Project, User
-
             task = queue.next_task(
                 s, s.get(Project, project.id), s.get(User, labeler_id), "ranking"
             )
@@ -155,3 +164,23 @@ def test_concurrent_labelers_never_share_a_slot_or_overshoot(db: Database) -> No
         assert len({(t.item_id, t.labeler_id) for t in tasks}) == 10
         leased = session.scalar(select(func.count()).where(Slot.state == "leased"))
         assert leased == 10
+
+
+def test_a_slot_whose_claim_is_in_flight_is_passed_over_not_waited_for(db: Database) -> None:
+    """PostgreSQL only: SQLite's writers take turns, so two claims never overlap there."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with db.session() as session:
+        project = make_project(session)
+        first, second = make_ranking_item(session, project), make_ranking_item(session, project)
+        labeler = make_user(session)
+    with db.session() as in_flight, db.session() as session:
+        # Another labeler's claim of the first item's slot, not yet committed.
+        in_flight.execute(select(Slot).where(Slot.item_id == first.id).with_for_update()).all()
+        session.execute(text("SET lock_timeout = '5s'"))  # waiting would fail, not hang
+
+        task = queue.next_task(
+            session, session.get(Project, project.id), session.get(User, labeler.id), "ranking"
+        )
+
+        assert task is not None and task.item_id == second.id
