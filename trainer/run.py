@@ -9,6 +9,7 @@ about once a second, which `rankery worker` reports) and, at the end, the model 
 
 import json
 import logging
+import os
 import random
 import resource
 import shutil
@@ -183,10 +184,12 @@ class Run:
         directory = self.checkpoints / f"step-{step:08d}"
         self.accelerator.save_state(str(directory))
         if self.is_main:
-            (directory / "trainer_state.json").write_text(
-                json.dumps({"step": step, **state}, indent=2)
-            )
             save_config(self.config, directory / "config.yaml", **self._paths())
+            # Written last, and whole or not at all: resuming takes it as the sign that the
+            # checkpoint is complete.
+            partial = directory / "trainer_state.json.partial"
+            partial.write_text(json.dumps({"step": step, **state}, indent=2))
+            os.replace(partial, directory / "trainer_state.json")
             for old in sorted(self.checkpoints.glob("step-*"))[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old)
         self.accelerator.wait_for_everyone()

@@ -92,3 +92,22 @@ def test_ppo_resumed_equals_uninterrupted(
     ppo.train(config(), snapshot, sft_policy, tmp_path / "straight")
     interrupted_then_resumed(ppo.train, config, snapshot, sft_policy, tmp_path / "resumed")
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_a_checkpoint_cut_off_while_saving_is_passed_over(
+    tmp_path: Path, snapshot: Path, tiny_model: Path
+):
+    def config(**extra):
+        options = {"batch_size": 8, "max_steps": 6, "learning_rate": 3e-3, "dropout": 0.1}
+        return quiet_config("sft", **options, log_every=1, save_every=1, **extra)
+
+    sft.train(config(), snapshot, tiny_model, tmp_path / "straight")
+    out = tmp_path / "resumed"
+    sft.train(config(stop_after_steps=3), snapshot, tiny_model, out)
+    # The process died while writing step 3's state: the file never got its final name.
+    newest = sorted((out / "checkpoints").glob("step-*"))[-1]
+    (newest / "trainer_state.json").rename(newest / "trainer_state.json.partial")
+
+    sft.train(config(), snapshot, tiny_model, out, resume=True)  # from step 2
+
+    assert_same_run(tmp_path / "straight", out)
