@@ -12,7 +12,7 @@ from functools import cache
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound
 from app.models import Item, Project, Prompt, Slot, Task, User
@@ -157,11 +157,11 @@ def _expire_previous_task():  # type: ignore[no-untyped-def]
 
 @cache
 def _item_with_prompt_and_completions():  # type: ignore[no-untyped-def]
-    """What the task page shows. Parameter: item_id."""
+    """What the task page shows, in one query. Parameter: item_id."""
     return (
         select(Item)
         .where(Item.id == bindparam("item_id"))
-        .options(joinedload(Item.prompt), selectinload(Item.completions))
+        .options(joinedload(Item.prompt), joinedload(Item.completions))
     )
 
 
@@ -181,7 +181,7 @@ def _try_claim(
     if lease_expired:  # whoever held this slot let the lease run out: their task is over
         session.connection().execute(_expire_previous_task(), {"leased_slot": slot_id, "now": now})
     # Load what the task page shows now, inside this transaction, rather than lazily after it.
-    item = session.scalars(_item_with_prompt_and_completions(), {"item_id": item_id}).one()
+    item = session.scalars(_item_with_prompt_and_completions(), {"item_id": item_id}).unique().one()
     order = [c.id for c in item.completions]
     random.shuffle(order)
     task = Task(
