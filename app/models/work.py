@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 from app.models.base import utcnow
+from app.models.project import Project
 
 REVIEW_STATES = ("clear", "held", "kept", "redacted", "dropped")
 # work: the normal queue. gold: has researcher answers and is mixed into the normal ranking
@@ -106,6 +107,7 @@ class Item(Base):
     labeler_group: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    project: Mapped["Project"] = relationship()
     prompt: Mapped[Prompt] = relationship()
     completions: Mapped[list["Completion"]] = relationship(order_by="Completion.position")
 

@@ -246,11 +246,16 @@ def _resume(session: Session, project: Project, labeler: User, kind: str) -> Tas
 @cache
 def _task_with_item():  # type: ignore[no-untyped-def]
     """Parameter: task_id."""
-    return select(Task).where(Task.id == bindparam("task_id")).options(joinedload(Task.item))
+    return (
+        select(Task)
+        .where(Task.id == bindparam("task_id"))
+        .options(joinedload(Task.item).joinedload(Item.project))
+    )
 
 
 def own_task(session: Session, task_id: int, labeler: User) -> Task:
-    """The labeler's task; another labeler's task is reported as missing, not as forbidden."""
+    """The labeler's task, its item and project loaded with it; another labeler's task is
+    reported as missing, not as forbidden."""
     task = session.scalar(_task_with_item(), {"task_id": task_id})
     if task is None or task.labeler_id != labeler.id:
         raise NotFound(f"There is no task {task_id} for you.")

@@ -106,8 +106,7 @@ def submit_demonstration(
         if data.kind == "single"
         else [(t.role, t.content) for t in data.turns]
     )
-    project = session.get(Project, task.item.project_id)
-    assert project is not None
+    project = task.item.project
     elapsed = _elapsed_ms(task, now)
     demonstration = Demonstration(
         prompt_id=task.item.prompt_id,
@@ -142,8 +141,7 @@ def submit_comparison(
     now = _finish(session, task, labeler)
     if now is None:
         return _stored(session, Comparison, task.id)
-    project = session.get(Project, task.item.project_id)
-    assert project is not None
+    project = task.item.project
     elapsed = _elapsed_ms(task, now)
     comparison = Comparison(
         task_id=task.id,
@@ -176,8 +174,7 @@ def _check_ranking(session: Session, task: Task, data: RankingIn) -> Project:
             "The ranking must cover exactly the completions shown for this task "
             f"({len(shown)} of them)."
         )
-    project = session.get(Project, task.item.project_id)
-    assert project is not None
+    project = task.item.project
     if not project.k_min <= len(shown) <= project.k_max:
         raise InvalidInput(
             f"This item has K = {len(shown)} completions, outside the project's range "

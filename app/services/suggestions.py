@@ -92,8 +92,7 @@ def request_suggestion(
             raise InvalidInput("The dialogue alternates, starting with the assistant's answer.")
         if not earlier.content:
             raise InvalidInput(f"Write turn {i + 1} first: the suggestion continues from it.")
-    project = session.get(Project, task.item.project_id)
-    assert project is not None
+    project = task.item.project
     model = suggestion_model(session, project)
     if model is None:
         raise InvalidInput(
