@@ -3,6 +3,9 @@
 A slot is claimed with a compare-and-set UPDATE (open, or leased with an expired lease), which
 is atomic on SQLite and PostgreSQL alike, so two labelers never hold the same slot. The unique
 (item, labeler) key on tasks means nobody is served the same item twice, even from two tabs.
+The oldest waiting item goes first. Concurrent labelers do not queue up behind each other for
+it: on PostgreSQL the head of the queue is read with FOR UPDATE SKIP LOCKED, so a claim in
+flight is passed over; on SQLite writers take turns anyway (BEGIN IMMEDIATE).
 """
 
 import random
