@@ -41,6 +41,7 @@ from app.schemas.snapshot import ExportRequest
 from app.services import audit, dataset_card, export_agreement, export_records
 from app.services.export_files import (
     JsonlWriter,
+    ParquetConverter,
     ParquetWriter,
     Writer,
     check_parquet_available,
@@ -265,12 +266,14 @@ def _write(
     try:
         with db.session(write=False) as session:
             if session.get_bind().dialect.name == "postgresql":
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                _begin_postgres_export(session)
             selection = export_records.select_data(session, request, settings.secret_key)
             progress(records_total=export_records.count_records(session, selection))
-            counts = _write_records(session, selection, work, progress)
-            agreement = export_agreement.summary(session, selection)
+            overlap = export_agreement.overlap_rankings(session, selection)
+            files = _write_records(session, selection, overlap, work, progress)
+            agreement = export_agreement.summary(overlap)
             projects = [session.get(Project, pid) for pid in selection.project_ids]
+        counts = {file.path.name: file.count for file in files}
         policy = _split_policy([p for p in projects if p is not None])
         card = dataset_card.render(request, policy, counts, agreement, projects)
         (work / "README.md").write_text(card, encoding="utf-8")
@@ -281,7 +284,7 @@ def _write(
             split_policy=policy,
             counts=counts,
             agreement=agreement,
-            sha256={p.name: sha256(p) for p in sorted(work.iterdir())},
+            sha256=_checksums(work, files),
         )
         text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
         (work / "manifest.json").write_text(text + "\n", encoding="utf-8")
@@ -295,29 +298,52 @@ def _write(
     return counts
 
 
+# The export reads pages of a few thousand rows by primary key ranges. PostgreSQL's default
+# cost model, made for disks that seek, would rather scan a whole table per page than look the
+# page's rows up by index (which makes a whole export quadratic); compiling each page's query
+# (JIT) or starting parallel workers for it costs more than the query itself.
+POSTGRES_EXPORT_SETTINGS = {
+    "random_page_cost": "1.1",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+}
+
+
+def _begin_postgres_export(session: Session) -> None:
+    """One REPEATABLE READ transaction for the whole export, planned for paging by index."""
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    for name, value in POSTGRES_EXPORT_SETTINGS.items():
+        connection.exec_driver_sql(f"SET LOCAL {name} = {value}")
+
+
 def _write_records(
     session: Session,
     selection: export_records.Selection,
+    overlap: export_agreement.OverlapRankings,
     directory: Path,
     progress: Callable[..., None],
-) -> dict[str, int]:
+) -> list[Writer]:
+    """Write every record file; its writers, closed, in file order."""
     request = selection.request
     suffixes = {"jsonl": ["jsonl"], "parquet": ["parquet"], "both": ["jsonl", "parquet"]}
     kinds = [*KIND_ORDER, *(["pairs"] if request.pairs != "none" else [])]
+    converter = ParquetConverter() if request.format != "jsonl" else None
     writers: dict[tuple[str, str], list[Writer]] = {
-        (kind, split): [_writer(directory, kind, split, s) for s in suffixes[request.format]]
+        (kind, split): [
+            _writer(directory, kind, split, s, converter) for s in suffixes[request.format]
+        ]
         for kind in kinds
         for split in SPLITS
     }
     sources = {
-        "ppo": export_records.ppo_records,
-        "sft": export_records.sft_records,
-        "rm": export_records.rm_records,
+        "ppo": export_records.ppo_records(session, selection),
+        "sft": export_records.sft_records(session, selection),
+        "rm": export_records.rm_records(session, selection, overlap),
     }
     done = 0
     try:
         for kind in KIND_ORDER:
-            for record in sources[kind](session, selection):
+            for record in sources[kind]:
                 line = serialize(record)
                 for writer in writers[kind, record["split"]]:
                     writer.write(line)
@@ -333,13 +359,26 @@ def _write_records(
         for group in writers.values():
             for writer in group:
                 writer.close()
+        if converter is not None:
+            converter.close()
     progress(records_done=done)
-    return {writer.path.name: writer.count for group in writers.values() for writer in group}
+    return [writer for group in writers.values() for writer in group]
 
 
-def _writer(directory: Path, kind: str, split: str, suffix: str) -> Writer:
+def _writer(
+    directory: Path, kind: str, split: str, suffix: str, converter: ParquetConverter | None
+) -> Writer:
     path = directory / file_name(kind, split, suffix)
-    return JsonlWriter(path) if suffix == "jsonl" else ParquetWriter(path, kind)
+    if suffix == "jsonl":
+        return JsonlWriter(path)
+    assert converter is not None
+    return ParquetWriter(path, kind, converter)
+
+
+def _checksums(directory: Path, files: list[Writer]) -> dict[str, str]:
+    """The sha256 of every file in the directory (the record files' from their writers)."""
+    known = {file.path.name: file.sha256() for file in files}
+    return {p.name: known.get(p.name) or sha256(p) for p in sorted(directory.iterdir())}
 
 
 def _split_policy(projects: list[Project]) -> dict[str, object]:
