@@ -49,10 +49,10 @@ class OverlapRankings:
         entries: list[list[Any]],
     ) -> None:
         """One ranking: the day it came in (a date, or its ISO text from SQLite), and its
-        entry rows (rank, completion position, ...)."""
+        entry rows (ranking id, rank, completion position, ...)."""
         ranks = bytearray(agreement.MAX_K)
         for entry in entries:
-            ranks[entry[1]] = entry[0]
+            ranks[entry[2]] = entry[1]
         if day not in self._day_numbers:
             as_date = date.fromisoformat(day) if isinstance(day, str) else day
             self._day_numbers[day] = as_date.toordinal() - _EPOCH

@@ -20,7 +20,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,10 +29,8 @@ from sqlalchemy import (
     JSON,
     Connection,
     Select,
-    Text,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -247,13 +245,24 @@ def _rows(connection: Connection, query: Select) -> Sequence[Sequence[Any]]:
     columns come back parsed, as they would from a plain query; booleans come back as 0 or 1.
     """
     if connection.dialect.name != "sqlite":
-        return connection.execute(query.order_by(query.selected_columns[0])).all()
+        return _driver_rows(connection, query.order_by(query.selected_columns[0]))
     page = query.subquery()
     cells = [func.json(c) if isinstance(c.type, JSON) else c for c in page.columns]
     text = connection.execute(select(func.json_group_array(func.json_array(*cells)))).scalar()
     rows = orjson.loads(text)
     rows.sort(key=itemgetter(0))  # an aggregate's order is not guaranteed
     return rows
+
+
+def _driver_rows(connection: Connection, query: Select) -> list[tuple[Any, ...]]:
+    """The rows of `query` as the driver's own tuples: SQLAlchemy's Row objects cost as much
+    again as psycopg's reading, for the hundreds of thousands of rows of an export."""
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
 
 
 def read_ahead(pages: Iterator[_Page], depth: int = 1) -> Iterator[_Page]:
@@ -459,10 +468,12 @@ def rm_records(
         ) in rows:
             if prompt_id in capped:
                 continue
-            # Parsed here, one ranking at a time, rather than for the whole page: its objects
-            # then die young, which keeps the garbage collector's work small.
-            entries = orjson.loads(completions[record_id])
-            entries.sort()  # by rank, then position: unique within an item
+            entries = completions[record_id]
+            if isinstance(entries, str):
+                # SQLite's JSON text, parsed one ranking at a time rather than for the whole
+                # page (its objects then die young, which keeps the garbage collector's work
+                # small), and sorted by rank, then position (unique within an item).
+                entries = sorted(orjson.loads(entries))
             if overlap is not None and item_id in overlap.items:
                 overlap.add(item_id, labeler_id, day, entries)
             record = _prompt_fields(
@@ -487,8 +498,8 @@ _FLAGS_OF_MASK = [
 ]
 
 
-def _completion_records(entries: list[list[Any]]) -> list[Record]:
-    """The completions of an RM record, from its ranking's sorted entry rows."""
+def _completion_records(entries: Sequence[Sequence[Any]]) -> list[Record]:
+    """The completions of an RM record, from its ranking's entry rows, best first."""
     return [
         {
             "id": external_id or f"c{completion_id}",
@@ -498,35 +509,36 @@ def _completion_records(entries: list[list[Any]]) -> list[Record]:
             "flags": _FLAGS_OF_MASK[mask],
             "model": model,
         }
-        for rank, _position, completion_id, external_id, text, quality, mask, model in entries
+        for _, rank, _, completion_id, external_id, text, quality, mask, model in entries
     ]
 
 
 def _rm_pages(
     session: Session, selection: Selection
-) -> Iterator[tuple[Sequence[Sequence[Any]], dict[int, str]]]:
+) -> Iterator[tuple[Sequence[Sequence[Any]], dict[int, Any]]]:
     """The pages of rm_query's rows, each with its rankings' completions."""
     connection = session.connection()
     for rows in _pages_in_order(session, rm_query(selection), Ranking.id):
         yield rows, _ranked_completions(connection, rows[0][0], rows[-1][0])
 
 
-def _ranked_completions(connection: Connection, first: int, last: int) -> dict[int, str]:
-    """The completions of the rankings with ids in [first, last], by ranking, as JSON text.
+def _ranked_completions(connection: Connection, first: int, last: int) -> dict[int, Any]:
+    """The entries of the rankings with ids in [first, last], by ranking: _entry_columns rows,
+    best first, on PostgreSQL; on SQLite their JSON text, in no order (see rm_records)."""
+    if connection.dialect.name == "postgresql":
+        return _entry_rows(connection, first, last)
+    return _entry_texts(connection, first, last)
 
-    The database aggregates each ranking's entries into one JSON array of [rank, position,
-    id, external id, text, quality, flag mask, model] rows: one text per ranking instead of K
-    rows (SQLite joins them into one text for the whole page, for the reason in _rows; JSON
-    text holds no line breaks). The aggregate is unordered (SQLite before 3.44 cannot order
-    inside one): rm_records sorts the rows. A subquery per ranking, so that both databases
-    look the entries and completions up by index (PostgreSQL would rather scan all
-    completions for a range)."""
-    postgres = connection.dialect.name == "postgresql"
+
+def _entry_columns() -> tuple[Any, ...]:
+    """A ranking's entries: ranking id, rank, completion position, id, external id, text,
+    quality, flag mask, model (rows in this order sort best first)."""
     mask = sum(
         (case((getattr(RankingEntry, n), 1 << bit), else_=0) for bit, n in enumerate(FLAG_NAMES)),
         start=literal(0),
     )
-    entry = (func.json_build_array if postgres else func.json_array)(
+    return (
+        RankingEntry.ranking_id,
         RankingEntry.rank,
         Completion.position,
         Completion.id,
@@ -536,20 +548,35 @@ def _ranked_completions(connection: Connection, first: int, last: int) -> dict[i
         mask,
         Completion.model_name,
     )
-    # As text, so that orjson parses it rather than psycopg's json.loads.
-    aggregate = cast(func.json_agg(entry), Text) if postgres else func.json_group_array(entry)
-    completions = (
-        select(aggregate)
+
+
+def _entry_rows(connection: Connection, first: int, last: int) -> dict[int, list[Any]]:
+    """PostgreSQL: the entries as the rows of one join, in order. (Aggregating them into JSON
+    took its server twice as long as sending the rows.)"""
+    query = (
+        select(*_entry_columns())
+        .join(Completion, Completion.id == RankingEntry.completion_id)
+        .where(RankingEntry.ranking_id.between(first, last))
+        .order_by(RankingEntry.ranking_id, RankingEntry.rank, Completion.position)
+    )
+    rows = _driver_rows(connection, query)
+    return {ranking_id: list(entries) for ranking_id, entries in groupby(rows, itemgetter(0))}
+
+
+def _entry_texts(connection: Connection, first: int, last: int) -> dict[int, str]:
+    """SQLite: each ranking's entries aggregated into one JSON array (far cheaper to read than
+    K rows each; a subquery per ranking, so that SQLite looks them up by index), and those of
+    the whole page joined into one text, for the reason in _rows (JSON holds no line breaks).
+    The aggregate is unordered (SQLite before 3.44 cannot order inside one)."""
+    entries = (
+        select(func.json_group_array(func.json_array(*_entry_columns())))
         .select_from(RankingEntry)
         .join(Completion, Completion.id == RankingEntry.completion_id)
         .where(RankingEntry.ranking_id == Ranking.id)
         .scalar_subquery()
     )
-    rankings = Ranking.id.between(first, last)
-    if postgres:
-        return dict(connection.execute(select(Ranking.id, completions).where(rankings)).all())
-    lines = func.group_concat(func.printf("%d %s", Ranking.id, completions), "\n")
-    text = connection.execute(select(lines).where(rankings)).scalar()
+    lines = func.group_concat(func.printf("%d %s", Ranking.id, entries), "\n")
+    text = connection.execute(select(lines).where(Ranking.id.between(first, last))).scalar()
     parts = (line.partition(" ") for line in text.split("\n")) if text else ()
     return {int(ranking_id): row for ranking_id, _, row in parts}
 

@@ -40,8 +40,8 @@ from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
 from app.schemas.snapshot import ExportRequest
 from app.services import audit, dataset_card, export_agreement, export_records
 from app.services.export_files import (
+    FileThread,
     JsonlWriter,
-    ParquetConverter,
     ParquetWriter,
     Writer,
     check_parquet_available,
@@ -327,52 +327,60 @@ def _write_records(
     request = selection.request
     suffixes = {"jsonl": ["jsonl"], "parquet": ["parquet"], "both": ["jsonl", "parquet"]}
     kinds = [*KIND_ORDER, *(["pairs"] if request.pairs != "none" else [])]
-    converter = ParquetConverter() if request.format != "jsonl" else None
-    writers: dict[tuple[str, str], list[Writer]] = {
-        (kind, split): [
-            _writer(directory, kind, split, s, converter) for s in suffixes[request.format]
-        ]
-        for kind in kinds
-        for split in SPLITS
-    }
+    with FileThread() as file_thread:
+        writers: dict[tuple[str, str], list[Writer]] = {
+            (kind, split): [
+                _writer(directory, kind, split, s, file_thread) for s in suffixes[request.format]
+            ]
+            for kind in kinds
+            for split in SPLITS
+        }
+        try:
+            done = _write_lines(session, selection, overlap, writers, progress)
+        finally:
+            for group in writers.values():
+                for writer in group:
+                    writer.close()
+    progress(records_done=done)
+    return [writer for group in writers.values() for writer in group]
+
+
+def _write_lines(
+    session: Session,
+    selection: export_records.Selection,
+    overlap: export_agreement.OverlapRankings,
+    writers: dict[tuple[str, str], list[Writer]],
+    progress: Callable[..., None],
+) -> int:
+    """Serialize every record once and hand its line to the writers of its file; how many."""
+    pairs = selection.request.pairs
     sources = {
         "ppo": export_records.ppo_records(session, selection),
         "sft": export_records.sft_records(session, selection),
         "rm": export_records.rm_records(session, selection, overlap),
     }
     done = 0
-    try:
-        for kind in KIND_ORDER:
-            for record in sources[kind]:
-                line = serialize(record)
-                for writer in writers[kind, record["split"]]:
-                    writer.write(line)
-                if kind == "rm" and request.pairs != "none":
-                    for pair in export_records.pairs(record, request.pairs):
-                        line = serialize(pair)
-                        for writer in writers["pairs", record["split"]]:
-                            writer.write(line)
-                done += 1
-                if done % PROGRESS_EVERY == 0:
-                    progress(records_done=done)
-    finally:
-        for group in writers.values():
-            for writer in group:
-                writer.close()
-        if converter is not None:
-            converter.close()
-    progress(records_done=done)
-    return [writer for group in writers.values() for writer in group]
+    for kind in KIND_ORDER:
+        for record in sources[kind]:
+            line = serialize(record)
+            for writer in writers[kind, record["split"]]:
+                writer.write(line)
+            if kind == "rm" and pairs != "none":
+                for pair in export_records.pairs(record, pairs):
+                    line = serialize(pair)
+                    for writer in writers["pairs", record["split"]]:
+                        writer.write(line)
+            done += 1
+            if done % PROGRESS_EVERY == 0:
+                progress(records_done=done)
+    return done
 
 
-def _writer(
-    directory: Path, kind: str, split: str, suffix: str, converter: ParquetConverter | None
-) -> Writer:
+def _writer(directory: Path, kind: str, split: str, suffix: str, file_thread: FileThread) -> Writer:
     path = directory / file_name(kind, split, suffix)
     if suffix == "jsonl":
-        return JsonlWriter(path)
-    assert converter is not None
-    return ParquetWriter(path, kind, converter)
+        return JsonlWriter(path, file_thread)
+    return ParquetWriter(path, kind, file_thread)
 
 
 def _checksums(directory: Path, files: list[Writer]) -> dict[str, str]:
