@@ -227,13 +227,16 @@ def _pages_in_order(
     session: Session, query: Select, id_column: Any
 ) -> Iterator[Sequence[Sequence[Any]]]:
     connection = session.connection()
-    low, high = connection.execute(select(func.min(id_column), func.max(id_column))).one()
-    if low is None:
-        return
-    for start in range(low, high + 1, BATCH):
+    for start in _page_starts(connection, id_column):
         rows = _rows(connection, query.where(id_column >= start, id_column < start + BATCH))
         if rows:
             yield rows
+
+
+def _page_starts(connection: Connection, id_column: Any) -> range:
+    """The first id of each page of BATCH ids of `id_column`'s table."""
+    low, high = connection.execute(select(func.min(id_column), func.max(id_column))).one()
+    return range(low, high + 1, BATCH) if low is not None else range(0)
 
 
 def _rows(connection: Connection, query: Select) -> Sequence[Sequence[Any]]:
@@ -440,12 +443,16 @@ def rm_query(selection: Selection) -> Select:
 
 
 def rm_records(
-    session: Session, selection: Selection, overlap: "OverlapRankings | None" = None
+    session: Session,
+    selection: Selection,
+    overlap: "OverlapRankings | None" = None,
+    entries_session: Session | None = None,
 ) -> Iterator[Record]:
-    """The RM records; `overlap`, if given, collects the rankings of its items on the way."""
+    """The RM records; `overlap`, if given, collects the rankings of its items on the way
+    (see _rm_pages for `entries_session`)."""
     capped = selection.capped_prompt_ids
     labeler_pseudonym = selection.labeler_pseudonym
-    for rows, completions in read_ahead(_rm_pages(session, selection)):
+    for rows, completions in read_ahead(_rm_pages(session, selection, entries_session)):
         for (
             record_id,
             prompt_id,
@@ -514,12 +521,22 @@ def _completion_records(entries: Sequence[Sequence[Any]]) -> list[Record]:
 
 
 def _rm_pages(
-    session: Session, selection: Selection
+    session: Session, selection: Selection, entries_session: Session | None
 ) -> Iterator[tuple[Sequence[Sequence[Any]], dict[int, Any]]]:
-    """The pages of rm_query's rows, each with its rankings' completions."""
+    """The pages of rm_query's rows, each with its rankings' entries. With `entries_session`
+    (PostgreSQL: a second connection on the same snapshot) a thread of its own reads the
+    entries, so that two server processes work at once."""
     connection = session.connection()
-    for rows in _pages_in_order(session, rm_query(selection), Ranking.id):
-        yield rows, _ranked_completions(connection, rows[0][0], rows[-1][0])
+    query = rm_query(selection)
+    starts = _page_starts(connection, Ranking.id)
+    entries_from = entries_session.connection() if entries_session else connection
+    entries = (_ranked_completions(entries_from, s, s + BATCH - 1) for s in starts)
+    if entries_session is not None:
+        entries = read_ahead(entries)
+    for start, completions in zip(starts, entries, strict=True):
+        rows = _rows(connection, query.where(Ranking.id >= start, Ranking.id < start + BATCH))
+        if rows:
+            yield rows, completions
 
 
 def _ranked_completions(connection: Connection, first: int, last: int) -> dict[int, Any]:

@@ -22,7 +22,8 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,16 @@ def _write(
             if session.get_bind().dialect.name == "postgresql":
                 _begin_postgres_export(session)
             selection = export_records.select_data(session, request, settings.secret_key)
-            progress(records_total=export_records.count_records(session, selection))
-            overlap = export_agreement.overlap_rankings(session, selection)
-            files = _write_records(session, selection, overlap, work, progress)
-            agreement = export_agreement.summary(overlap)
+            with _second_reader(db, session) as second, ThreadPoolExecutor(1) as beside:
+                if second is None:
+                    found = _count_and_find_overlap(session, selection, progress)
+                    overlap = lambda: found  # noqa: E731
+                else:  # on the second reader, while the first reads PPO and SFT records
+                    overlap = beside.submit(
+                        _count_and_find_overlap, second, selection, progress
+                    ).result
+                files = _write_records(session, second, selection, overlap, work, progress)
+            agreement = export_agreement.summary(overlap())
             projects = [session.get(Project, pid) for pid in selection.project_ids]
         counts = {file.path.name: file.count for file in files}
         policy = _split_policy([p for p in projects if p is not None])
@@ -309,21 +316,48 @@ POSTGRES_EXPORT_SETTINGS = {
 }
 
 
-def _begin_postgres_export(session: Session) -> None:
-    """One REPEATABLE READ transaction for the whole export, planned for paging by index."""
+def _begin_postgres_export(session: Session, snapshot: str | None = None) -> None:
+    """One REPEATABLE READ transaction for the whole export (on the `snapshot` that another
+    one exported, if given), planned for paging by index."""
     connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    if snapshot is not None:
+        connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
     for name, value in POSTGRES_EXPORT_SETTINGS.items():
         connection.exec_driver_sql(f"SET LOCAL {name} = {value}")
 
 
+def _count_and_find_overlap(
+    session: Session, selection: export_records.Selection, progress: Callable[..., None]
+) -> export_agreement.OverlapRankings:
+    """Report how many records to expect; the (empty) collector of the overlap rankings."""
+    progress(records_total=export_records.count_records(session, selection))
+    return export_agreement.overlap_rankings(session, selection)
+
+
+@contextlib.contextmanager
+def _second_reader(db: Database, session: Session) -> Iterator[Session | None]:
+    """PostgreSQL: a second session on the export's snapshot (pg_export_snapshot), for reading
+    beside the first; None on SQLite, whose connections cannot share a snapshot."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield None
+        return
+    snapshot = session.connection().exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    with db.session(write=False) as second:
+        _begin_postgres_export(second, snapshot)
+        yield second
+
+
 def _write_records(
     session: Session,
+    second: Session | None,
     selection: export_records.Selection,
-    overlap: export_agreement.OverlapRankings,
+    overlap: Callable[[], export_agreement.OverlapRankings],
     directory: Path,
     progress: Callable[..., None],
 ) -> list[Writer]:
-    """Write every record file; its writers, closed, in file order."""
+    """Write every record file; its writers, closed, in file order. `overlap` gives the
+    collector of overlap rankings once the RM records start; `second`, if any, reads beside
+    `session` on the same snapshot."""
     request = selection.request
     suffixes = {"jsonl": ["jsonl"], "parquet": ["parquet"], "both": ["jsonl", "parquet"]}
     kinds = [*KIND_ORDER, *(["pairs"] if request.pairs != "none" else [])]
@@ -336,7 +370,7 @@ def _write_records(
             for split in SPLITS
         }
         try:
-            done = _write_lines(session, selection, overlap, writers, progress)
+            done = _write_lines(session, second, selection, overlap, writers, progress)
         finally:
             for group in writers.values():
                 for writer in group:
@@ -347,21 +381,22 @@ def _write_records(
 
 def _write_lines(
     session: Session,
+    second: Session | None,
     selection: export_records.Selection,
-    overlap: export_agreement.OverlapRankings,
+    overlap: Callable[[], export_agreement.OverlapRankings],
     writers: dict[tuple[str, str], list[Writer]],
     progress: Callable[..., None],
 ) -> int:
     """Serialize every record once and hand its line to the writers of its file; how many."""
     pairs = selection.request.pairs
     sources = {
-        "ppo": export_records.ppo_records(session, selection),
-        "sft": export_records.sft_records(session, selection),
-        "rm": export_records.rm_records(session, selection, overlap),
+        "ppo": lambda: export_records.ppo_records(session, selection),
+        "sft": lambda: export_records.sft_records(session, selection),
+        "rm": lambda: export_records.rm_records(session, selection, overlap(), second),
     }
     done = 0
     for kind in KIND_ORDER:
-        for record in sources[kind]:
+        for record in sources[kind]():
             line = serialize(record)
             for writer in writers[kind, record["split"]]:
                 writer.write(line)
