@@ -2,11 +2,11 @@
 
 Only items that two or more of the snapshot's rankings share can show agreement, and only a
 small share of items is ranked more than once (the project's overlap), so the summary keeps
-just those: one grouped query finds the overlap items before the RM records are read, and
-`OverlapRankings` collects their rankings as the RM records stream by (their ranks come with
-the records' completions, so nothing is read twice), straight into compact arrays that
-agreement.py turns into the statistic, as the quality report does. Memory grows with the
-overlap rankings alone (a few bytes each), never with the snapshot.
+just those: export_records.count_records finds the overlap items before the RM records are
+read, and `OverlapRankings` collects their rankings as the RM records stream by (their ranks
+come with the records' completions, so nothing is read twice), straight into compact arrays
+that agreement.py turns into the statistic, as the quality report does. Memory grows with
+the overlap rankings alone (a few bytes each), never with the snapshot.
 """
 
 from array import array
@@ -14,12 +14,8 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func
-from sqlalchemy.orm import Session
 
-from app.models import Ranking
 from app.services import agreement
-from app.services.export_records import Selection, rm_query
 
 STATISTIC = (
     "pairwise agreement as InstructGPT reports it: the share of completion pairs that two "
@@ -68,18 +64,6 @@ class OverlapRankings:
             ranks=np.frombuffer(bytes(self._ranks), dtype=np.int8).reshape(-1, agreement.MAX_K),
             day=np.array(self._day, dtype=np.int64).astype("M8[D]"),
         )
-
-
-def overlap_rankings(session: Session, selection: Selection) -> OverlapRankings:
-    """An empty collector for the rankings of the items that two or more of the snapshot's
-    rankings share (counted before the per-author cap, which takes whole items away)."""
-    shared = (
-        rm_query(selection)
-        .with_only_columns(Ranking.item_id)
-        .group_by(Ranking.item_id)
-        .having(func.count() >= 2)
-    )
-    return OverlapRankings(set(session.connection().execute(shared).scalars()))
 
 
 def summary(overlap: OverlapRankings) -> dict[str, Any]:

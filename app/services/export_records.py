@@ -144,12 +144,30 @@ def _capped(session: Session, project_ids: list[int], cap: int | None) -> set[in
 # --- Counting (for progress) -------------------------------------------------------------------
 
 
-def count_records(session: Session, selection: Selection) -> int:
-    """Records the filters select, before the per-author cap (an upper bound for progress)."""
+def count_records(session: Session, selection: Selection) -> tuple[int, set[int]]:
+    """Records the filters select, before the per-author cap (an upper bound for progress),
+    and the items that two or more of the selected rankings share (for the agreement
+    summary). One pass over the rankings counts them by item, for both."""
     total = 0
-    for query in (_ppo_query(selection), _sft_query(selection), rm_query(selection)):
+    for query in (_ppo_query(selection), _sft_query(selection)):
         total += session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    return total
+    per_item = (
+        rm_query(selection)
+        .with_only_columns(Ranking.item_id, func.count().label("rankings"))
+        .group_by(Ranking.item_id)
+        .subquery()
+    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    items = (func.array_agg if postgres else func.json_group_array)(per_item.c.item_id)
+    rankings, shared = session.execute(
+        select(
+            func.coalesce(func.sum(per_item.c.rankings), 0),
+            items.filter(per_item.c.rankings >= 2),
+        )
+    ).one()
+    # PostgreSQL: an array, or None for no items; SQLite: JSON text.
+    shared = orjson.loads(shared) if isinstance(shared, str) else shared or []
+    return total + rankings, set(shared)
 
 
 # --- Shared pieces ---------------------------------------------------------------------------

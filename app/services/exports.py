@@ -330,8 +330,9 @@ def _count_and_find_overlap(
     session: Session, selection: export_records.Selection, progress: Callable[..., None]
 ) -> export_agreement.OverlapRankings:
     """Report how many records to expect; the (empty) collector of the overlap rankings."""
-    progress(records_total=export_records.count_records(session, selection))
-    return export_agreement.overlap_rankings(session, selection)
+    total, overlap_items = export_records.count_records(session, selection)
+    progress(records_total=total)
+    return export_agreement.OverlapRankings(overlap_items)
 
 
 @contextlib.contextmanager
