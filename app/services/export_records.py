@@ -58,7 +58,7 @@ from app.services.imports import IMPORTED_ROLE
 if TYPE_CHECKING:
     from app.services.export_agreement import OverlapRankings
 
-BATCH = 5000
+BATCH = 2500
 Record = dict[str, Any]
 _Page = TypeVar("_Page")
 
