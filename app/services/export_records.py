@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
@@ -264,12 +265,18 @@ def _rows(connection: Connection, query: Select) -> Sequence[Sequence[Any]]:
     back after each row it reads, and a reading thread that waits for the GIL once per row
     while the export's thread turns rows into records would take seconds per page. JSON
     columns come back parsed, as they would from a plain query; booleans come back as 0 or 1.
+    A page longer than SQLite's longest text (1 GB unless configured otherwise: only pages of
+    enormous texts) is read row by row instead.
     """
+    in_order = query.order_by(query.selected_columns[0])
     if connection.dialect.name != "sqlite":
-        return _driver_rows(connection, query.order_by(query.selected_columns[0]))
+        return _driver_rows(connection, in_order)
     page = query.subquery()
     cells = [func.json(c) if isinstance(c.type, JSON) else c for c in page.columns]
-    text = connection.execute(select(func.json_group_array(func.json_array(*cells)))).scalar()
+    try:
+        text = connection.execute(select(func.json_group_array(func.json_array(*cells)))).scalar()
+    except DataError:  # "string or blob too big"
+        return connection.execute(in_order).all()
     rows = orjson.loads(text)
     rows.sort(key=itemgetter(0))  # an aggregate's order is not guaranteed
     return rows
@@ -610,8 +617,12 @@ def _entry_texts(connection: Connection, first: int, last: int) -> dict[int, str
         .where(RankingEntry.ranking_id == Ranking.id)
         .scalar_subquery()
     )
+    rankings = Ranking.id.between(first, last)
     lines = func.group_concat(func.printf("%d %s", Ranking.id, entries), "\n")
-    text = connection.execute(select(lines).where(Ranking.id.between(first, last))).scalar()
+    try:
+        text = connection.execute(select(lines).where(rankings)).scalar()
+    except DataError:  # longer than SQLite's longest text: one row per ranking (see _rows)
+        return dict(connection.execute(select(Ranking.id, entries).where(rankings)).all())
     parts = (line.partition(" ") for line in text.split("\n")) if text else ()
     return {int(ranking_id): row for ranking_id, _, row in parts}
 

@@ -3,11 +3,13 @@ a second PostgreSQL reader on the export's snapshot, and the file thread's error
 
 import itertools
 import json
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import DataError
 
 from app.models import Prompt
 from app.schemas.snapshot import ExportRequest
@@ -55,6 +57,47 @@ def test_a_page_holds_the_rows_of_its_query_in_order(session, settings) -> None:
     expected = connection.execute(query.order_by(Prompt.id)).all()
     assert len(expected) > 3
     assert [list(row) for row in rows] == [list(row) for row in expected]
+
+
+def test_pages_longer_than_sqlites_longest_text_are_read_row_by_row(session, db, settings) -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("a limit of SQLite's")
+    project = make_project(session, annotations_per_item=2)
+    for _ in range(30):
+        make_ranking_item(session, project, k=4)
+        make_ranking(session, project, make_user(session))
+    make_ranking(session, project, make_user(session))  # a second ranking of an item
+    request = {"format": "both", "pairs": "all"}
+    whole_pages = _exported_files(session, db, settings, "whole-pages", request)
+
+    db.engine.dispose()  # new connections, each limited to texts of 3,000 bytes
+    event.listen(db.engine, "connect", _limit_texts_to_3000_bytes)
+    selection = export_records.select_data(session, ExportRequest(), settings.secret_key)
+    query = export_records.rm_query(selection)
+    with db.session(write=False) as reading:
+        connection = reading.connection()
+        page = func.json_group_array(func.json_array(*query.subquery().columns))
+        with pytest.raises(DataError):  # the page as one JSON text
+            connection.execute(select(page))
+        rows = connection.execute(query.order_by(query.selected_columns[0])).all()
+        assert export_records._rows(connection, query) == rows
+    row_by_row = _exported_files(session, db, settings, "row-by-row", request)
+
+    assert row_by_row == whole_pages
+
+
+def _limit_texts_to_3000_bytes(connection: sqlite3.Connection, _record: object) -> None:
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 3_000)
+
+
+def _exported_files(session, db, settings, snapshot_id: str, request: dict) -> dict[str, bytes]:
+    snapshot = exports.request_snapshot(
+        session, settings, ExportRequest(**request), snapshot_id=snapshot_id
+    )
+    snapshot = exports.run_snapshot(db, settings, snapshot.id)
+    assert snapshot.state == "done", snapshot.error
+    directory = exports.snapshot_dir(settings, snapshot_id)
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.name != "manifest.json"}
 
 
 def test_a_second_reader_reads_the_snapshot_of_the_export(session, db) -> None:
