@@ -5,7 +5,10 @@ both databases on one plan, starting from the primary key, however large the tab
 LIMIT, PostgreSQL sorted every page of a join). A page of rankings takes one more query for
 the entries and completions of all its rankings, aggregated by the database into one JSON
 text per ranking (parsed by orjson: far cheaper than K rows each). Rows come back as plain
-tuples; nothing per record goes through the ORM.
+tuples (SQLite: JSON arrays); nothing per record goes through the ORM.
+
+A background thread reads the pages one ahead (`read_ahead`), so that the database works on
+the next page while the export's thread turns the current one into records.
 
 Records hold no timestamps; people appear as pseudonyms (an HMAC of their author key with the
 deployment's secret key: stable across snapshots of one deployment, meaningless elsewhere).
@@ -13,13 +16,27 @@ deployment's secret key: stable across snapshots of one deployment, meaningless 
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Any
+from itertools import combinations, groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, Text, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
@@ -39,8 +56,12 @@ from app.schemas.snapshot import ExportRequest
 from app.services import gold, hygiene, pace
 from app.services.imports import IMPORTED_ROLE
 
-BATCH = 5000
+if TYPE_CHECKING:
+    from app.services.export_agreement import OverlapRankings
+
+BATCH = 2500
 Record = dict[str, Any]
+_Page = TypeVar("_Page")
 
 
 def labeler_group(role: str, group: str) -> str:
@@ -59,12 +80,19 @@ class Selection:
     capped_prompt_ids: set[int]  # prompts beyond their author's cap
     researcher_prompt_ids: set[int]  # prompts of gold and screening items
     _pseudonyms: dict[str, str] = field(default_factory=dict)
+    _labelers: dict[int, str] = field(default_factory=dict)
 
     def pseudonym(self, key: str) -> str:
         if key not in self._pseudonyms:
             digest = hmac.new(self.secret, key.encode(), hashlib.sha256).hexdigest()
             self._pseudonyms[key] = f"u-{digest[:16]}"
         return self._pseudonyms[key]
+
+    def labeler_pseudonym(self, labeler_id: int) -> str:
+        """The pseudonym of a labeler by user id (cached by id: asked once per record)."""
+        if labeler_id not in self._labelers:
+            self._labelers[labeler_id] = self.pseudonym(f"user:{labeler_id}")
+        return self._labelers[labeler_id]
 
 
 def select_data(session: Session, request: ExportRequest, secret_key: str) -> Selection:
@@ -117,12 +145,30 @@ def _capped(session: Session, project_ids: list[int], cap: int | None) -> set[in
 # --- Counting (for progress) -------------------------------------------------------------------
 
 
-def count_records(session: Session, selection: Selection) -> int:
-    """Records the filters select, before the per-author cap (an upper bound for progress)."""
+def count_records(session: Session, selection: Selection) -> tuple[int, set[int]]:
+    """Records the filters select, before the per-author cap (an upper bound for progress),
+    and the items that two or more of the selected rankings share (for the agreement
+    summary). One pass over the rankings counts them by item, for both."""
     total = 0
-    for query in (_ppo_query(selection), _sft_query(selection), rm_query(selection)):
+    for query in (_ppo_query(selection), _sft_query(selection)):
         total += session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    return total
+    per_item = (
+        rm_query(selection)
+        .with_only_columns(Ranking.item_id, func.count().label("rankings"))
+        .group_by(Ranking.item_id)
+        .subquery()
+    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    items = (func.array_agg if postgres else func.json_group_array)(per_item.c.item_id)
+    rankings, shared = session.execute(
+        select(
+            func.coalesce(func.sum(per_item.c.rankings), 0),
+            items.filter(per_item.c.rankings >= 2),
+        )
+    ).one()
+    # PostgreSQL: an array, or None for no items; SQLite: JSON text.
+    shared = orjson.loads(shared) if isinstance(shared, str) else shared or []
+    return total + rankings, set(shared)
 
 
 # --- Shared pieces ---------------------------------------------------------------------------
@@ -189,19 +235,108 @@ def _prompt_fields(
     }
 
 
-def _pages(session: Session, query: Select, id_column: Any) -> Iterator[list[Any]]:
+def _pages(session: Session, query: Select, id_column: Any) -> Iterator[Sequence[Sequence[Any]]]:
     """The rows of `query` in pages by ranges of BATCH values of `id_column` (its first
-    column), in order. Records unpack the rows as tuples, in the order of their query's
-    columns."""
+    column), in order, read ahead in a background thread (see `read_ahead`). Records unpack
+    the rows as tuples, in the order of their query's columns."""
+    return read_ahead(_pages_in_order(session, query, id_column))
+
+
+def _pages_in_order(
+    session: Session, query: Select, id_column: Any
+) -> Iterator[Sequence[Sequence[Any]]]:
     connection = session.connection()
-    low, high = connection.execute(select(func.min(id_column), func.max(id_column))).one()
-    if low is None:
-        return
-    for start in range(low, high + 1, BATCH):
-        page = query.where(id_column >= start, id_column < start + BATCH).order_by(id_column)
-        rows = connection.execute(page).all()
+    for start in _page_starts(connection, id_column):
+        rows = _rows(connection, query.where(id_column >= start, id_column < start + BATCH))
         if rows:
             yield rows
+
+
+def _page_starts(connection: Connection, id_column: Any) -> range:
+    """The first id of each page of BATCH ids of `id_column`'s table."""
+    low, high = connection.execute(select(func.min(id_column), func.max(id_column))).one()
+    return range(low, high + 1, BATCH) if low is not None else range(0)
+
+
+def _rows(connection: Connection, query: Select) -> Sequence[Sequence[Any]]:
+    """The rows of one page, ordered by their first column.
+
+    On SQLite the database returns the whole page as one JSON text: its driver takes the GIL
+    back after each row it reads, and a reading thread that waits for the GIL once per row
+    while the export's thread turns rows into records would take seconds per page. JSON
+    columns come back parsed, as they would from a plain query; booleans come back as 0 or 1.
+    A page longer than SQLite's longest text (1 GB unless configured otherwise: only pages of
+    enormous texts) is read row by row instead.
+    """
+    in_order = query.order_by(query.selected_columns[0])
+    if connection.dialect.name != "sqlite":
+        return _driver_rows(connection, in_order)
+    page = query.subquery()
+    cells = [func.json(c) if isinstance(c.type, JSON) else c for c in page.columns]
+    try:
+        text = connection.execute(select(func.json_group_array(func.json_array(*cells)))).scalar()
+    except DataError:  # "string or blob too big"
+        return connection.execute(in_order).all()
+    rows = orjson.loads(text)
+    rows.sort(key=itemgetter(0))  # an aggregate's order is not guaranteed
+    return rows
+
+
+def _driver_rows(connection: Connection, query: Select) -> list[tuple[Any, ...]]:
+    """The rows of `query` as the driver's own tuples: SQLAlchemy's Row objects cost as much
+    again as psycopg's reading, for the hundreds of thousands of rows of an export."""
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+
+
+def read_ahead(pages: Iterator[_Page], depth: int = 1) -> Iterator[_Page]:
+    """The items of `pages`, read by a background thread up to `depth` items ahead.
+
+    The database works on the next pages (PostgreSQL in its own process; SQLite's driver
+    without the GIL) while this thread turns the current one into records. The reading
+    thread uses the session alone until the pages run out or the caller stops early."""
+    ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not _put(ahead, (True, page), stop):
+                    return
+            _put(ahead, (False, None), stop)
+        except BaseException as exc:  # handed to the reader of the pages
+            _put(ahead, (False, exc), stop)
+
+    reader = threading.Thread(target=read, name="export-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            more, page = ahead.get()
+            if not more:
+                if page is not None:
+                    raise page
+                return
+            yield page
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _put(
+    ahead: queue.Queue[tuple[bool, Any]], item: tuple[bool, Any], stop: threading.Event
+) -> bool:
+    """Put `item` once there is room, unless the reader of the pages stopped; whether put."""
+    while not stop.is_set():
+        try:
+            ahead.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 # --- PPO: prompts ------------------------------------------------------------------------------
@@ -295,7 +430,7 @@ def sft_records(session: Session, selection: Selection) -> Iterator[Record]:
             )
             record["id"] = f"d{record_id}"
             record["messages"] = messages
-            record["labeler"] = selection.pseudonym(f"user:{labeler_id}")
+            record["labeler"] = selection.labeler_pseudonym(labeler_id)
             record["origin"] = origin
             record["time_spent_ms"] = time_spent_ms
             yield record
@@ -317,6 +452,8 @@ def rm_query(selection: Selection) -> Select:
             User.id.label("labeler_id"),
             User.role,
             User.labeler_group,
+            Ranking.item_id,
+            func.date(Ranking.created_at),
         )
         .join(Item, Item.id == Ranking.item_id)
         .join(Prompt, Prompt.id == Item.prompt_id)
@@ -330,10 +467,17 @@ def rm_query(selection: Selection) -> Select:
     return _labelers(_window(query, Ranking.created_at, selection.request), selection)
 
 
-def rm_records(session: Session, selection: Selection) -> Iterator[Record]:
+def rm_records(
+    session: Session,
+    selection: Selection,
+    overlap: "OverlapRankings | None" = None,
+    entries_session: Session | None = None,
+) -> Iterator[Record]:
+    """The RM records; `overlap`, if given, collects the rankings of its items on the way
+    (see _rm_pages for `entries_session`)."""
     capped = selection.capped_prompt_ids
-    for rows in _pages(session, rm_query(selection), Ranking.id):
-        completions = _ranked_completions(session, rows[0][0], rows[-1][0])
+    labeler_pseudonym = selection.labeler_pseudonym
+    for rows, completions in read_ahead(_rm_pages(session, selection, entries_session)):
         for (
             record_id,
             prompt_id,
@@ -351,44 +495,92 @@ def rm_records(session: Session, selection: Selection) -> Iterator[Record]:
             labeler_id,
             role,
             group,
+            item_id,
+            day,
         ) in rows:
             if prompt_id in capped:
                 continue
+            entries = completions[record_id]
+            if isinstance(entries, str):
+                # SQLite's JSON text, parsed one ranking at a time rather than for the whole
+                # page (its objects then die young, which keeps the garbage collector's work
+                # small), and sorted by rank, then position (unique within an item).
+                entries = sorted(orjson.loads(entries))
+            if overlap is not None and item_id in overlap.items:
+                overlap.add(item_id, labeler_id, day, entries)
             record = _prompt_fields(
                 selection, prompt_id, external_id, split, kind, category, language, author_key
             )
             record["id"] = f"r{record_id}"
             record["context"] = prompt_messages(kind, instruction, few_shot_pairs, context)
-            record["completions"] = completions[record_id]
-            record["labeler"] = selection.pseudonym(f"user:{labeler_id}")
+            record["completions"] = _completion_records(entries)
+            record["labeler"] = labeler_pseudonym(labeler_id)
             record["labeler_group"] = labeler_group(role, group)
-            record["all_bad"] = all_bad
+            record["all_bad"] = bool(all_bad)  # 0 or 1 from SQLite's JSON pages
             record["time_spent_ms"] = time_spent_ms
             yield record
 
 
 FLAG_NAMES = sorted(FLAGS)
-# The sorted flag names of each bit mask (bit i: FLAG_NAMES[i]).
+# The sorted flag names of each bit mask (bit i: FLAG_NAMES[i]); tuples, shared by every
+# completion with that mask (JSON writes them as arrays).
 _FLAGS_OF_MASK = [
-    [name for bit, name in enumerate(FLAG_NAMES) if mask >> bit & 1]
+    tuple(name for bit, name in enumerate(FLAG_NAMES) if mask >> bit & 1)
     for mask in range(1 << len(FLAG_NAMES))
 ]
 
 
-def _ranked_completions(session: Session, first: int, last: int) -> dict[int, list[Record]]:
-    """The completions of the rankings with ids in [first, last], best first, by ranking.
+def _completion_records(entries: Sequence[Sequence[Any]]) -> list[Record]:
+    """The completions of an RM record, from its ranking's entry rows, best first."""
+    return [
+        {
+            "id": external_id or f"c{completion_id}",
+            "text": text,
+            "rank": rank,
+            "quality": quality,
+            "flags": _FLAGS_OF_MASK[mask],
+            "model": model,
+        }
+        for _, rank, _, completion_id, external_id, text, quality, mask, model in entries
+    ]
 
-    The database aggregates each ranking's entries into one JSON array of [rank, position,
-    id, external id, text, quality, flag mask, model] rows: one text per ranking instead of K
-    rows. The aggregate is unordered (SQLite before 3.44 cannot order inside one): Python
-    sorts the rows. A subquery per ranking, so that both databases look the entries and
-    completions up by index (PostgreSQL would rather scan all completions for a range)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+
+def _rm_pages(
+    session: Session, selection: Selection, entries_session: Session | None
+) -> Iterator[tuple[Sequence[Sequence[Any]], dict[int, Any]]]:
+    """The pages of rm_query's rows, each with its rankings' entries. With `entries_session`
+    (PostgreSQL: a second connection on the same snapshot) a thread of its own reads the
+    entries, so that two server processes work at once."""
+    connection = session.connection()
+    query = rm_query(selection)
+    starts = _page_starts(connection, Ranking.id)
+    entries_from = entries_session.connection() if entries_session else connection
+    entries = (_ranked_completions(entries_from, s, s + BATCH - 1) for s in starts)
+    if entries_session is not None:
+        entries = read_ahead(entries)
+    for start, completions in zip(starts, entries, strict=True):
+        rows = _rows(connection, query.where(Ranking.id >= start, Ranking.id < start + BATCH))
+        if rows:
+            yield rows, completions
+
+
+def _ranked_completions(connection: Connection, first: int, last: int) -> dict[int, Any]:
+    """The entries of the rankings with ids in [first, last], by ranking: _entry_columns rows,
+    best first, on PostgreSQL; on SQLite their JSON text, in no order (see rm_records)."""
+    if connection.dialect.name == "postgresql":
+        return _entry_rows(connection, first, last)
+    return _entry_texts(connection, first, last)
+
+
+def _entry_columns() -> tuple[Any, ...]:
+    """A ranking's entries: ranking id, rank, completion position, id, external id, text,
+    quality, flag mask, model (rows in this order sort best first)."""
     mask = sum(
         (case((getattr(RankingEntry, n), 1 << bit), else_=0) for bit, n in enumerate(FLAG_NAMES)),
         start=literal(0),
     )
-    entry = (func.json_build_array if postgres else func.json_array)(
+    return (
+        RankingEntry.ranking_id,
         RankingEntry.rank,
         Completion.position,
         Completion.id,
@@ -398,32 +590,41 @@ def _ranked_completions(session: Session, first: int, last: int) -> dict[int, li
         mask,
         Completion.model_name,
     )
-    # As text, so that orjson parses it rather than psycopg's json.loads.
-    aggregate = cast(func.json_agg(entry), Text) if postgres else func.json_group_array(entry)
-    completions = (
-        select(aggregate)
+
+
+def _entry_rows(connection: Connection, first: int, last: int) -> dict[int, list[Any]]:
+    """PostgreSQL: the entries as the rows of one join, in order. (Aggregating them into JSON
+    took its server twice as long as sending the rows.)"""
+    query = (
+        select(*_entry_columns())
+        .join(Completion, Completion.id == RankingEntry.completion_id)
+        .where(RankingEntry.ranking_id.between(first, last))
+        .order_by(RankingEntry.ranking_id, RankingEntry.rank, Completion.position)
+    )
+    rows = _driver_rows(connection, query)
+    return {ranking_id: list(entries) for ranking_id, entries in groupby(rows, itemgetter(0))}
+
+
+def _entry_texts(connection: Connection, first: int, last: int) -> dict[int, str]:
+    """SQLite: each ranking's entries aggregated into one JSON array (far cheaper to read than
+    K rows each; a subquery per ranking, so that SQLite looks them up by index), and those of
+    the whole page joined into one text, for the reason in _rows (JSON holds no line breaks).
+    The aggregate is unordered (SQLite before 3.44 cannot order inside one)."""
+    entries = (
+        select(func.json_group_array(func.json_array(*_entry_columns())))
         .select_from(RankingEntry)
         .join(Completion, Completion.id == RankingEntry.completion_id)
         .where(RankingEntry.ranking_id == Ranking.id)
         .scalar_subquery()
     )
-    query = select(Ranking.id, completions).where(Ranking.id.between(first, last))
-    found = {}
-    for ranking_id, aggregated in session.connection().execute(query).all():
-        rows = orjson.loads(aggregated)
-        rows.sort()  # by rank, then position: unique within an item
-        found[ranking_id] = [
-            {
-                "id": external_id or f"c{completion_id}",
-                "text": text,
-                "rank": rank,
-                "quality": quality,
-                "flags": _FLAGS_OF_MASK[mask][:],
-                "model": model,
-            }
-            for rank, _position, completion_id, external_id, text, quality, mask, model in rows
-        ]
-    return found
+    rankings = Ranking.id.between(first, last)
+    lines = func.group_concat(func.printf("%d %s", Ranking.id, entries), "\n")
+    try:
+        text = connection.execute(select(lines).where(rankings)).scalar()
+    except DataError:  # longer than SQLite's longest text: one row per ranking (see _rows)
+        return dict(connection.execute(select(Ranking.id, entries).where(rankings)).all())
+    parts = (line.partition(" ") for line in text.split("\n")) if text else ()
+    return {int(ranking_id): row for ranking_id, _, row in parts}
 
 
 # --- The pairs view ----------------------------------------------------------------------------

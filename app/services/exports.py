@@ -22,7 +22,8 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from app.schemas.export import SCHEMA_VERSION, SPLITS, Manifest, file_name
 from app.schemas.snapshot import ExportRequest
 from app.services import audit, dataset_card, export_agreement, export_records
 from app.services.export_files import (
+    FileThread,
     JsonlWriter,
     ParquetWriter,
     Writer,
@@ -265,12 +267,20 @@ def _write(
     try:
         with db.session(write=False) as session:
             if session.get_bind().dialect.name == "postgresql":
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                _begin_postgres_export(session)
             selection = export_records.select_data(session, request, settings.secret_key)
-            progress(records_total=export_records.count_records(session, selection))
-            counts = _write_records(session, selection, work, progress)
-            agreement = export_agreement.summary(session, selection)
+            with _second_reader(db, session) as second, ThreadPoolExecutor(1) as beside:
+                if second is None:
+                    found = _count_and_find_overlap(session, selection, progress)
+                    overlap = lambda: found  # noqa: E731
+                else:  # on the second reader, while the first reads PPO and SFT records
+                    overlap = beside.submit(
+                        _count_and_find_overlap, second, selection, progress
+                    ).result
+                files = _write_records(session, second, selection, overlap, work, progress)
+            agreement = export_agreement.summary(overlap())
             projects = [session.get(Project, pid) for pid in selection.project_ids]
+        counts = {file.path.name: file.count for file in files}
         policy = _split_policy([p for p in projects if p is not None])
         card = dataset_card.render(request, policy, counts, agreement, projects)
         (work / "README.md").write_text(card, encoding="utf-8")
@@ -281,7 +291,7 @@ def _write(
             split_policy=policy,
             counts=counts,
             agreement=agreement,
-            sha256={p.name: sha256(p) for p in sorted(work.iterdir())},
+            sha256=_checksums(work, files),
         )
         text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
         (work / "manifest.json").write_text(text + "\n", encoding="utf-8")
@@ -295,51 +305,124 @@ def _write(
     return counts
 
 
+# The export reads pages of a few thousand rows by primary key ranges. PostgreSQL's default
+# cost model, made for disks that seek, would rather scan a whole table per page than look the
+# page's rows up by index (which makes a whole export quadratic); compiling each page's query
+# (JIT) or starting parallel workers for it costs more than the query itself.
+POSTGRES_EXPORT_SETTINGS = {
+    "random_page_cost": "1.1",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+}
+
+
+def _begin_postgres_export(session: Session, snapshot: str | None = None) -> None:
+    """One REPEATABLE READ transaction for the whole export (on the `snapshot` that another
+    one exported, if given), planned for paging by index."""
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    if snapshot is not None:
+        connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    for name, value in POSTGRES_EXPORT_SETTINGS.items():
+        connection.exec_driver_sql(f"SET LOCAL {name} = {value}")
+
+
+def _count_and_find_overlap(
+    session: Session, selection: export_records.Selection, progress: Callable[..., None]
+) -> export_agreement.OverlapRankings:
+    """Report how many records to expect; the (empty) collector of the overlap rankings."""
+    total, overlap_items = export_records.count_records(session, selection)
+    progress(records_total=total)
+    return export_agreement.OverlapRankings(overlap_items)
+
+
+@contextlib.contextmanager
+def _second_reader(db: Database, session: Session) -> Iterator[Session | None]:
+    """PostgreSQL: a second session on the export's snapshot (pg_export_snapshot), for reading
+    beside the first; None on SQLite, whose connections cannot share a snapshot."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield None
+        return
+    snapshot = session.connection().exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    with db.session(write=False) as second:
+        _begin_postgres_export(second, snapshot)
+        yield second
+
+
 def _write_records(
     session: Session,
+    second: Session | None,
     selection: export_records.Selection,
+    overlap: Callable[[], export_agreement.OverlapRankings],
     directory: Path,
     progress: Callable[..., None],
-) -> dict[str, int]:
+) -> list[Writer]:
+    """Write every record file; its writers, closed, in file order. `overlap` gives the
+    collector of overlap rankings once the RM records start; `second`, if any, reads beside
+    `session` on the same snapshot."""
     request = selection.request
     suffixes = {"jsonl": ["jsonl"], "parquet": ["parquet"], "both": ["jsonl", "parquet"]}
     kinds = [*KIND_ORDER, *(["pairs"] if request.pairs != "none" else [])]
-    writers: dict[tuple[str, str], list[Writer]] = {
-        (kind, split): [_writer(directory, kind, split, s) for s in suffixes[request.format]]
-        for kind in kinds
-        for split in SPLITS
-    }
+    with FileThread() as file_thread:
+        writers: dict[tuple[str, str], list[Writer]] = {
+            (kind, split): [
+                _writer(directory, kind, split, s, file_thread) for s in suffixes[request.format]
+            ]
+            for kind in kinds
+            for split in SPLITS
+        }
+        try:
+            done = _write_lines(session, second, selection, overlap, writers, progress)
+        finally:
+            for group in writers.values():
+                for writer in group:
+                    writer.close()
+    progress(records_done=done)
+    return [writer for group in writers.values() for writer in group]
+
+
+def _write_lines(
+    session: Session,
+    second: Session | None,
+    selection: export_records.Selection,
+    overlap: Callable[[], export_agreement.OverlapRankings],
+    writers: dict[tuple[str, str], list[Writer]],
+    progress: Callable[..., None],
+) -> int:
+    """Serialize every record once and hand its line to the writers of its file; how many."""
+    pairs = selection.request.pairs
     sources = {
-        "ppo": export_records.ppo_records,
-        "sft": export_records.sft_records,
-        "rm": export_records.rm_records,
+        "ppo": lambda: export_records.ppo_records(session, selection),
+        "sft": lambda: export_records.sft_records(session, selection),
+        "rm": lambda: export_records.rm_records(session, selection, overlap(), second),
     }
     done = 0
-    try:
-        for kind in KIND_ORDER:
-            for record in sources[kind](session, selection):
-                line = serialize(record)
-                for writer in writers[kind, record["split"]]:
-                    writer.write(line)
-                if kind == "rm" and request.pairs != "none":
-                    for pair in export_records.pairs(record, request.pairs):
-                        line = serialize(pair)
-                        for writer in writers["pairs", record["split"]]:
-                            writer.write(line)
-                done += 1
-                if done % PROGRESS_EVERY == 0:
-                    progress(records_done=done)
-    finally:
-        for group in writers.values():
-            for writer in group:
-                writer.close()
-    progress(records_done=done)
-    return {writer.path.name: writer.count for group in writers.values() for writer in group}
+    for kind in KIND_ORDER:
+        for record in sources[kind]():
+            line = serialize(record)
+            for writer in writers[kind, record["split"]]:
+                writer.write(line)
+            if kind == "rm" and pairs != "none":
+                for pair in export_records.pairs(record, pairs):
+                    line = serialize(pair)
+                    for writer in writers["pairs", record["split"]]:
+                        writer.write(line)
+            done += 1
+            if done % PROGRESS_EVERY == 0:
+                progress(records_done=done)
+    return done
 
 
-def _writer(directory: Path, kind: str, split: str, suffix: str) -> Writer:
+def _writer(directory: Path, kind: str, split: str, suffix: str, file_thread: FileThread) -> Writer:
     path = directory / file_name(kind, split, suffix)
-    return JsonlWriter(path) if suffix == "jsonl" else ParquetWriter(path, kind)
+    if suffix == "jsonl":
+        return JsonlWriter(path, file_thread)
+    return ParquetWriter(path, kind, file_thread)
+
+
+def _checksums(directory: Path, files: list[Writer]) -> dict[str, str]:
+    """The sha256 of every file in the directory (the record files' from their writers)."""
+    known = {file.path.name: file.sha256() for file in files}
+    return {p.name: known.get(p.name) or sha256(p) for p in sorted(directory.iterdir())}
 
 
 def _split_policy(projects: list[Project]) -> dict[str, object]:

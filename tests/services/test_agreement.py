@@ -175,6 +175,35 @@ def test_the_bootstrap_interval_is_seeded_and_brackets_the_rate() -> None:
     assert (low, high) == agreement.bootstrap_interval(comparisons)
 
 
+def test_the_bootstrap_interval_is_the_plain_resampling_of_items() -> None:
+    """The same numbers as drawing 100 samples at a time and gathering them all at once,
+    which is what the interval always was (bootstrap_interval only uses less memory)."""
+    rng = np.random.default_rng(5)
+    rows = [
+        (item, labeler, list(rng.permutation(4) + 1)) for item in range(301) for labeler in (1, 2)
+    ]
+    comparisons = agreement.compare(RankingTable.from_rows(rows))
+    _items, per_item = np.unique(comparisons.item, return_inverse=True)
+    agree2 = np.bincount(per_item, weights=comparisons.agree2)
+    pairs = np.bincount(per_item, weights=comparisons.pairs)
+    draws = np.random.default_rng(agreement.BOOTSTRAP_SEED)
+    rates = []
+    for _ in range(agreement.BOOTSTRAP_SAMPLES // 100):
+        drawn = draws.integers(0, len(agree2), size=(100, len(agree2)))
+        rates.append(agree2[drawn].sum(axis=1) / (2 * pairs[drawn].sum(axis=1)))
+    low, high = np.percentile(np.concatenate(rates), [2.5, 97.5])
+
+    assert agreement.bootstrap_interval(comparisons) == (low, high)
+
+
+@pytest.mark.parametrize("items", [1, 2, 7, 1000, 99_999])
+def test_numpy_draws_the_same_item_numbers_as_uint32_and_as_int64(items: int) -> None:
+    # bootstrap_interval draws uint32 to halve its memory; the interval must not change.
+    as_int64 = np.random.default_rng(0).integers(0, items, size=(3, 1000))
+    as_uint32 = np.random.default_rng(0).integers(0, items, size=(3, 1000), dtype=np.uint32)
+    assert np.array_equal(as_int64, as_uint32)
+
+
 def test_each_labeler_is_scored_on_the_comparisons_they_took_part_in() -> None:
     table = RankingTable.from_rows(
         [(1, 10, [1, 2]), (1, 20, [1, 2]), (1, 30, [2, 1]), (2, 10, [1, 2]), (2, 20, [1, 2])]
