@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, groupby
 from operator import itemgetter
@@ -298,7 +298,8 @@ def read_ahead(pages: Iterator[_Page], depth: int = 1) -> Iterator[_Page]:
 
     The database works on the next pages (PostgreSQL in its own process; SQLite's driver
     without the GIL) while this thread turns the current one into records. The reading
-    thread uses the session alone until the pages run out or the caller stops early."""
+    thread uses the session alone until the pages run out or the caller stops early: closing
+    this generator (or dropping it) waits for the thread to end."""
     ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
     stop = threading.Event()
 
@@ -310,6 +311,9 @@ def read_ahead(pages: Iterator[_Page], depth: int = 1) -> Iterator[_Page]:
             _put(ahead, (False, None), stop)
         except BaseException as exc:  # handed to the reader of the pages
             _put(ahead, (False, exc), stop)
+        finally:
+            if isinstance(pages, Generator):
+                pages.close()  # here, in the thread that read them (a reader of its own stops)
 
     reader = threading.Thread(target=read, name="export-read-ahead", daemon=True)
     reader.start()

@@ -397,18 +397,20 @@ def _write_lines(
     }
     done = 0
     for kind in KIND_ORDER:
-        for record in sources[kind]():
-            line = serialize(record)
-            for writer in writers[kind, record["split"]]:
-                writer.write(line)
-            if kind == "rm" and pairs != "none":
-                for pair in export_records.pairs(record, pairs):
-                    line = serialize(pair)
-                    for writer in writers["pairs", record["split"]]:
-                        writer.write(line)
-            done += 1
-            if done % PROGRESS_EVERY == 0:
-                progress(records_done=done)
+        # Closed on the way out, error or not: their reading threads end before the sessions.
+        with contextlib.closing(sources[kind]()) as records:
+            for record in records:
+                line = serialize(record)
+                for writer in writers[kind, record["split"]]:
+                    writer.write(line)
+                if kind == "rm" and pairs != "none":
+                    for pair in export_records.pairs(record, pairs):
+                        line = serialize(pair)
+                        for writer in writers["pairs", record["split"]]:
+                            writer.write(line)
+                done += 1
+                if done % PROGRESS_EVERY == 0:
+                    progress(records_done=done)
     return done
 
 

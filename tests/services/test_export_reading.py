@@ -41,6 +41,29 @@ def test_a_reader_that_stops_early_ends_the_reading_thread() -> None:
     assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
 
 
+def test_an_export_that_fails_midway_leaves_no_reading_thread(
+    session, db, settings, monkeypatch
+) -> None:
+    project = make_project(session)
+    for _ in range(3):
+        make_ranking_item(session, project, k=4)
+        make_ranking(session, project, make_user(session))
+    serialized = []
+
+    def serialize_twice(record):
+        if len(serialized) == 2:
+            raise OSError("disk full")
+        serialized.append(record)
+        return export_files.serialize(record)
+
+    monkeypatch.setattr(exports, "serialize", serialize_twice)
+    snapshot = exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="half")
+    snapshot = exports.run_snapshot(db, settings, snapshot.id)
+
+    assert snapshot.state == "failed" and "disk full" in snapshot.error
+    assert not [t for t in threading.enumerate() if t.name.startswith("export-")]
+
+
 def test_a_page_holds_the_rows_of_its_query_in_order(session, settings) -> None:
     """On SQLite the database sends a page as one JSON text: the same values as plain rows,
     JSON columns (few-shot pairs, dialogue contexts) included."""
