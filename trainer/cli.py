@@ -59,6 +59,16 @@ def stage_main(stage: str, argv: Sequence[str] | None = None) -> None:
     except (ConfigError, SnapshotError) as exc:
         sys.exit(f"error: {exc}")
     logging.getLogger("trainer").info("%s finished: %s", stage, out)
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under a multi-process launch, join the process group's threads before the interpreter
+    exits: left to shutdown, gloo's threads can abort a process whose run has finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
