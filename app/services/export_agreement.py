@@ -2,11 +2,11 @@
 
 Only items that two or more of the snapshot's rankings share can show agreement, and only a
 small share of items is ranked more than once (the project's overlap), so the summary keeps
-just those: export_records.count_records finds the overlap items before the RM records are
-read, and `OverlapRankings` collects their rankings as the RM records stream by (their ranks
-come with the records' completions, so nothing is read twice), straight into compact arrays
-that agreement.py turns into the statistic, as the quality report does. Memory grows with
-the overlap rankings alone (a few bytes each), never with the snapshot.
+just those: export_records.count_records_and_overlap_items finds the overlap items before the
+RM records are read, and `OverlapRankings` collects their rankings as the RM records stream by
+(their ranks come with the records' completions, so nothing is read twice), straight into
+compact arrays that agreement.py turns into the statistic, as the quality report does. Memory
+grows with the overlap rankings alone (a few bytes each), never with the snapshot.
 """
 
 from array import array

@@ -145,7 +145,7 @@ def _capped(session: Session, project_ids: list[int], cap: int | None) -> set[in
 # --- Counting (for progress) -------------------------------------------------------------------
 
 
-def count_records(session: Session, selection: Selection) -> tuple[int, set[int]]:
+def count_records_and_overlap_items(session: Session, selection: Selection) -> tuple[int, set[int]]:
     """Records the filters select, before the per-author cap (an upper bound for progress),
     and the items that two or more of the selected rankings share (for the agreement
     summary). One pass over the rankings counts them by item, for both."""

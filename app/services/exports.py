@@ -270,13 +270,14 @@ def _write(
                 _begin_postgres_export(session)
             selection = export_records.select_data(session, request, settings.secret_key)
             with _second_reader(db, session) as second, ThreadPoolExecutor(1) as beside:
+                # On the second reader, while the first reads PPO and SFT records; SQLite has
+                # one reader, so the count is done before the records are read.
+                found = beside.submit(
+                    _count_and_find_overlap, second or session, selection, progress
+                )
                 if second is None:
-                    found = _count_and_find_overlap(session, selection, progress)
-                    overlap = lambda: found  # noqa: E731
-                else:  # on the second reader, while the first reads PPO and SFT records
-                    overlap = beside.submit(
-                        _count_and_find_overlap, second, selection, progress
-                    ).result
+                    found.result()
+                overlap = found.result
                 files = _write_records(session, second, selection, overlap, work, progress)
             agreement = export_agreement.summary(overlap())
             projects = [session.get(Project, pid) for pid in selection.project_ids]
@@ -330,7 +331,7 @@ def _count_and_find_overlap(
     session: Session, selection: export_records.Selection, progress: Callable[..., None]
 ) -> export_agreement.OverlapRankings:
     """Report how many records to expect; the (empty) collector of the overlap rankings."""
-    total, overlap_items = export_records.count_records(session, selection)
+    total, overlap_items = export_records.count_records_and_overlap_items(session, selection)
     progress(records_total=total)
     return export_agreement.OverlapRankings(overlap_items)
 
