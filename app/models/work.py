@@ -107,7 +107,7 @@ class Item(Base):
     labeler_group: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    project: Mapped["Project"] = relationship()
+    project: Mapped[Project] = relationship()
     prompt: Mapped[Prompt] = relationship()
     completions: Mapped[list["Completion"]] = relationship(order_by="Completion.position")
 
