@@ -47,6 +47,7 @@ from app.models import (  # noqa: E402
 )
 from app.schemas.export import SPLITS  # noqa: E402
 from app.services.splits import choose_split  # noqa: E402
+from benchmarks.harness import ThrowawayPostgres  # noqa: E402
 
 CHUNK = 10_000
 LEASE_END = datetime(2026, 1, 1)
@@ -300,28 +301,19 @@ def main() -> None:
         if args.db in ("sqlite", "both"):
             run("sqlite", f"sqlite:///{work / 'bench.db'}", args.rankings, work, formats)
         if args.db in ("postgres", "both"):
-            with postgres(work) as url:
+            with postgres() as url:
                 run("postgres", url, args.rankings, work, formats)
 
 
 class postgres:
     """A fresh database on RANKERY_TEST_POSTGRES_URL's server, or on a throwaway server."""
 
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.server_dir: Path | None = None
-
     def __enter__(self) -> str:
         server = os.environ.get("RANKERY_TEST_POSTGRES_URL")
+        self.server: ThrowawayPostgres | None = None
         if server is None:
-            self.server_dir = self.work / "pg"
-            out = subprocess.run(
-                [str(ROOT / "scripts" / "postgres.sh"), "start", str(self.server_dir)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            server = out.strip().split("=", 1)[1]
+            self.server = ThrowawayPostgres()
+            server = self.server.start()
         self.admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
         self.name = f"rankery_bench_{uuid.uuid4().hex[:8]}"
         with self.admin.connect() as conn:
@@ -332,10 +324,8 @@ class postgres:
         with self.admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self.admin.dispose()
-        if self.server_dir is not None:
-            subprocess.run(
-                [str(ROOT / "scripts" / "postgres.sh"), "stop", str(self.server_dir)], check=False
-            )
+        if self.server is not None:
+            self.server.stop()
 
 
 if __name__ == "__main__":

@@ -175,6 +175,20 @@ def test_the_same_data_and_filters_give_byte_identical_files(session, db, settin
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
+def test_the_parquet_files_hold_the_same_records_as_the_json_lines(
+    session, db, settings, ranked
+) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    load_oasst(session, ranked[0])
+    snapshot = export(session, db, settings, format="both", pairs="all")
+    directory = exports.snapshot_dir(settings, snapshot.id)
+    for kind in [*RECORD_TYPES, "pairs"]:
+        for split in SPLITS:
+            lines = (directory / file_name(kind, split)).read_text().splitlines()
+            table = pq.read_table(directory / file_name(kind, split, "parquet"))
+            assert table.to_pylist() == [json.loads(line) for line in lines], (kind, split)
+
+
 def test_an_existing_snapshot_id_is_refused_and_the_snapshot_is_untouched(
     session, db, settings, ranked
 ) -> None:
