@@ -8,8 +8,9 @@ server named by RANKERY_TEST_POSTGRES_URL, or on a throwaway server started with
 scripts/postgres.sh) with N ranking records (K = 4..9 completions each, 200 labelers; every
 OVERLAP_EVERY-th ranking is a second labeler's ranking of the item before, as the project's
 overlap share makes them, the others one prompt each, 50 prompts per author), then exports it
-to JSONL and to Parquet, each export in a child process so that its peak RSS is its own.
-Prints records/s and peak RSS; then times the completions JSONL import of 100k completions.
+to JSONL and to Parquet, --repeat times each, each export in a child process so that its peak
+RSS is its own. Prints the median records/s (this machine's timings vary from run to run) and
+the peak RSS; then times the completions JSONL import of 100k completions.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +195,17 @@ def _insert(conn, model, rows) -> None:  # type: ignore[no-untyped-def]
         conn.execute(sa.insert(model), rows[start : start + CHUNK])
 
 
+def settle(url: str) -> None:
+    """PostgreSQL: vacuum and analyze the fresh data, as autovacuum would have done in a
+    database in use (and would otherwise do in the middle of the first export)."""
+    if not url.startswith("postgresql"):
+        return
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM (ANALYZE)")
+    engine.dispose()
+
+
 def export_in_child(url: str, data_dir: Path, fmt: str) -> dict:
     """Run one export in a fresh process; returns its figures."""
     result = subprocess.run(
@@ -260,22 +273,25 @@ def bench_import(url: str, completions: int = 100_000) -> tuple[float, int]:
     return seconds, total if items else 0
 
 
-def run(name: str, url: str, rankings: int, work: Path, formats: list[str]) -> None:
+def run(name: str, url: str, rankings: int, work: Path, formats: list[str], repeat: int) -> None:
     upgrade(url)
     started = time.perf_counter()
     fill(url, rankings)
+    settle(url)
     print(
         f"[{name}] filled {rankings:,} rankings in {time.perf_counter() - started:.0f} s",
         flush=True,
     )
     for fmt in formats:
-        figures = export_in_child(url, work / f"{name}-{fmt}", fmt)
-        seconds = figures["seconds"]
+        runs = [export_in_child(url, work / f"{name}-{fmt}-{n}", fmt) for n in range(repeat)]
+        seconds = sorted(r["seconds"] for r in runs)
+        median = statistics.median(seconds)
+        records, rm = runs[0]["records"], runs[0]["rm"]
+        spread = f" (runs {seconds[0]:.1f} to {seconds[-1]:.1f} s)" if repeat > 1 else ""
         print(
-            f"[{name}] export {fmt:<7}: {figures['records']:,} records ({figures['rm']:,} rm) in "
-            f"{seconds:.1f} s = {figures['records'] / seconds:,.0f} records/s "
-            f"({figures['rm'] / seconds:,.0f} rm records/s); "
-            f"peak RSS {figures['peak_rss_mb']:.0f} MB",
+            f"[{name}] export {fmt:<7}: {records:,} records ({rm:,} rm) in {median:.1f} s "
+            f"= {records / median:,.0f} records/s ({rm / median:,.0f} rm records/s), median of "
+            f"{repeat}{spread}; peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB",
             flush=True,
         )
     seconds, completions = bench_import(url)
@@ -294,15 +310,23 @@ def main() -> None:
     parser.add_argument("--rankings", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--format", choices=["jsonl", "parquet", "both"], default="both")
+    parser.add_argument("--repeat", type=int, default=3, help="exports of each format (median)")
     args = parser.parse_args()
     formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
     with tempfile.TemporaryDirectory(prefix="rankery-bench-") as tmp:
         work = Path(tmp)
         if args.db in ("sqlite", "both"):
-            run("sqlite", f"sqlite:///{work / 'bench.db'}", args.rankings, work, formats)
+            run(
+                "sqlite",
+                f"sqlite:///{work / 'bench.db'}",
+                args.rankings,
+                work,
+                formats,
+                args.repeat,
+            )
         if args.db in ("postgres", "both"):
             with postgres() as url:
-                run("postgres", url, args.rankings, work, formats)
+                run("postgres", url, args.rankings, work, formats, args.repeat)
 
 
 class postgres:
