@@ -28,8 +28,9 @@ import numpy as np
 MAX_K = 9
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0
-_BOOTSTRAP_CHUNK = 100  # samples drawn at once (the draws depend on it)
-_BOOTSTRAP_ROWS = 10
+# Items drawn at once (as many samples as that makes, at least one): 20 bytes each while the
+# sample's values are gathered, so at most about 20 MB whatever the number of items.
+_BOOTSTRAP_DRAWS = 1_000_000
 
 # The C(9, 2) completion pairs (i < j) by position; an item with K < 9 uses those with j < K.
 _PAIR_I, _PAIR_J = np.triu_indices(MAX_K, k=1)
@@ -160,30 +161,25 @@ def bootstrap_interval(
     agree2 = np.bincount(per_item, weights=comparisons.agree2)
     pairs = np.bincount(per_item, weights=comparisons.pairs)
     rng = np.random.default_rng(seed)
+    at_once = max(1, _BOOTSTRAP_DRAWS // len(agree2))
     rates = [
-        _bootstrap_rates(rng, min(_BOOTSTRAP_CHUNK, samples - start), agree2, pairs)
-        for start in range(0, samples, _BOOTSTRAP_CHUNK)
+        _bootstrap_rates(rng, min(at_once, samples - start), agree2, pairs)
+        for start in range(0, samples, at_once)
     ]
     low, high = np.percentile(np.concatenate(rates), [2.5, 97.5])
     return float(low), float(high)
 
 
 def _bootstrap_rates(
-    rng: np.random.Generator, chunk: int, agree2: np.ndarray, pairs: np.ndarray
+    rng: np.random.Generator, count: int, agree2: np.ndarray, pairs: np.ndarray
 ) -> np.ndarray:
-    """The agreement rates of `chunk` bootstrap samples (one draw for all of them: the draws,
-    and so the interval, depend on the chunk size). Their items are gathered a few samples at
-    a time, since the gathered values take 16 bytes per drawn item."""
+    """The agreement rates of `count` bootstrap samples. numpy draws the same numbers in
+    blocks as in one go (a test checks), so the interval does not depend on the block size."""
     n = len(agree2)
     # Each row: n items drawn with replacement. As uint32, half the memory of the default
     # int64: below 2**32 items numpy draws the same numbers for either (a test checks).
-    drawn = rng.integers(0, n, size=(chunk, n), dtype=np.uint32)
-    return np.concatenate(
-        [
-            agree2[sample].sum(axis=1) / (2 * pairs[sample].sum(axis=1))
-            for sample in np.split(drawn, range(_BOOTSTRAP_ROWS, chunk, _BOOTSTRAP_ROWS))
-        ]
-    )
+    drawn = rng.integers(0, n, size=(count, n), dtype=np.uint32)
+    return agree2[drawn].sum(axis=1) / (2 * pairs[drawn].sum(axis=1))
 
 
 def mean_tau(comparisons: Comparisons) -> float | None:

@@ -177,7 +177,8 @@ def test_the_bootstrap_interval_is_seeded_and_brackets_the_rate() -> None:
 
 def test_the_bootstrap_interval_is_the_plain_resampling_of_items() -> None:
     """The same numbers as drawing 100 samples at a time and gathering them all at once,
-    which is what the interval always was (bootstrap_interval only uses less memory)."""
+    which is what the interval always was (bootstrap_interval draws in blocks of bounded
+    memory)."""
     rng = np.random.default_rng(5)
     rows = [
         (item, labeler, list(rng.permutation(4) + 1)) for item in range(301) for labeler in (1, 2)
@@ -194,6 +195,23 @@ def test_the_bootstrap_interval_is_the_plain_resampling_of_items() -> None:
     low, high = np.percentile(np.concatenate(rates), [2.5, 97.5])
 
     assert agreement.bootstrap_interval(comparisons) == (low, high)
+
+
+@pytest.mark.parametrize("draws_at_once", [1, 7 * 301, 10**6])
+def test_the_bootstrap_interval_does_not_depend_on_how_much_is_drawn_at_once(
+    monkeypatch, draws_at_once: int
+) -> None:
+    """Large snapshots draw one sample at a time (bounded memory), small ones all at once."""
+    rng = np.random.default_rng(7)
+    rows = [
+        (item, labeler, list(rng.permutation(5) + 1)) for item in range(301) for labeler in (1, 2)
+    ]
+    comparisons = agreement.compare(RankingTable.from_rows(rows))
+    expected = agreement.bootstrap_interval(comparisons)
+
+    monkeypatch.setattr(agreement, "_BOOTSTRAP_DRAWS", draws_at_once)
+
+    assert agreement.bootstrap_interval(comparisons) == expected
 
 
 @pytest.mark.parametrize("items", [1, 2, 7, 1000, 99_999])
