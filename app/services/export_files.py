@@ -28,6 +28,11 @@ from app.errors import InvalidInput
 ROW_GROUP = 5_000
 JSONL_BUFFER = 1 << 20
 QUEUED_JOBS = 2
+# The columns with few distinct values, the only ones worth a dictionary: for ids and texts,
+# every value is new, and building the dictionary costs more time than it saves space.
+FEW_VALUES = {
+    "split", "prompt_kind", "category", "language", "author", "labeler", "labeler_group", "origin",
+}  # fmt: skip
 
 
 def serialize(record: dict[str, Any]) -> bytes:
@@ -136,7 +141,12 @@ class ParquetWriter:
         self._schema = parquet_schema(kind)
         self._lines = bytearray()
         self._buffered = 0  # lines in self._lines
-        self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._writer = pq.ParquetWriter(
+            path,
+            self._schema,
+            compression="zstd",
+            use_dictionary=[name for name in self._schema.names if name in FEW_VALUES],
+        )
 
     def write(self, line: bytes) -> None:
         self._lines += line
