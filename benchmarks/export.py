@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/export.py --rankings 100000 --db sqlite
     .venv/bin/python benchmarks/export.py --rankings 1000000 --db both
 
-Fills a fresh database (SQLite in a temporary directory; PostgreSQL in a new database on the
-server named by RANKERY_TEST_POSTGRES_URL, or on a throwaway server started with
-scripts/postgres.sh) with N ranking records (K = 4..9 completions each, 200 labelers; every
+Fills a fresh database (harness.throwaway_database: SQLite in a temporary directory;
+PostgreSQL in a new database on the server named by RANKERY_TEST_POSTGRES_URL, or on a
+throwaway server) with N ranking records (K = 4..9 completions each, 200 labelers; every
 OVERLAP_EVERY-th ranking is a second labeler's ranking of the item before, as the project's
 overlap share makes them, the others one prompt each, 50 prompts per author), then exports it
 to JSONL and to Parquet, --repeat times each, each export in a child process so that its peak
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -49,7 +48,7 @@ from app.models import (  # noqa: E402
 )
 from app.schemas.export import SPLITS  # noqa: E402
 from app.services.splits import choose_split  # noqa: E402
-from benchmarks.harness import ThrowawayPostgres  # noqa: E402
+from benchmarks.harness import throwaway_database  # noqa: E402
 
 CHUNK = 10_000
 LEASE_END = datetime(2026, 1, 1)
@@ -313,43 +312,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="exports of each format (median)")
     args = parser.parse_args()
     formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
+    databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    server = os.environ.get("RANKERY_TEST_POSTGRES_URL")
     with tempfile.TemporaryDirectory(prefix="rankery-bench-") as tmp:
         work = Path(tmp)
-        if args.db in ("sqlite", "both"):
-            run(
-                "sqlite",
-                f"sqlite:///{work / 'bench.db'}",
-                args.rankings,
-                work,
-                formats,
-                args.repeat,
-            )
-        if args.db in ("postgres", "both"):
-            with postgres() as url:
-                run("postgres", url, args.rankings, work, formats, args.repeat)
-
-
-class postgres:
-    """A fresh database on RANKERY_TEST_POSTGRES_URL's server, or on a throwaway server."""
-
-    def __enter__(self) -> str:
-        server = os.environ.get("RANKERY_TEST_POSTGRES_URL")
-        self.server: ThrowawayPostgres | None = None
-        if server is None:
-            self.server = ThrowawayPostgres()
-            server = self.server.start()
-        self.admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        self.name = f"rankery_bench_{uuid.uuid4().hex[:8]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        return sa.make_url(server).set(database=self.name).render_as_string(hide_password=False)
-
-    def __exit__(self, *_exc: object) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
-        if self.server is not None:
-            self.server.stop()
+        for kind in databases:
+            with throwaway_database(kind, work, server) as (url, _started):
+                run(kind, url, args.rankings, work, formats, args.repeat)
 
 
 if __name__ == "__main__":
