@@ -18,8 +18,12 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 WRITE_OPTION = "rankery_write"
 # Requests using the database at once, per process. Below anyio's 40 worker threads, so sync
-# routes always find a thread; within the connection pool, so nobody waits on the pool.
-REQUEST_SLOTS = 32
+# routes always find a thread; within the connection pool, so nobody waits on the pool. Few:
+# every thread that waits on the database gives the GIL back and must take it again, and with
+# dozens of them those handoffs cost more CPU than the overlapped waits save (labeler_load on
+# PostgreSQL, 2 cores: 8 slots 80-86 cycles/s at 11-12 ms server CPU per cycle, 32 slots
+# 65-77 cycles/s at 13-15 ms).
+REQUEST_SLOTS = 8
 POOL_SIZE = REQUEST_SLOTS
 POOL_OVERFLOW = 16  # for sessions outside requests: CLI, background work
 
