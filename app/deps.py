@@ -28,7 +28,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed as soon as the route has made its response, before that response goes out: a download
+# or a background task (an export, run after the response is sent) then holds no database
+# session, request slot or SQLite writer's turn.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # --- Browser sessions -------------------------------------------------------------------

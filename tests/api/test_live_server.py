@@ -3,12 +3,15 @@ server has worker threads and pooled connections, which is where a server that w
 database inside its threads starves itself."""
 
 import asyncio
+import threading
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Ranking, Task
+from app.services import exports
 from tests.factories import bearer, make_project, make_ranking_item, make_user
 
 LABELERS = 60  # above anyio's 40 worker threads and the connection pool
@@ -51,3 +54,39 @@ def test_sixty_labelers_at_once_are_all_served_and_stored(live_url: str, session
     assert session.scalar(select(func.count()).select_from(Ranking)) == LABELERS
     served_slots = session.scalars(select(Task.slot_id)).all()
     assert len(set(served_slots)) == LABELERS, "a slot was served twice"
+
+
+def test_a_labeler_is_served_while_an_export_runs_in_the_background(
+    live_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export runs after its request's response is sent; by then the request has given
+    back its database session, so the export holds up nobody (on SQLite: no writer's turn)."""
+    export_may_finish = threading.Event()
+    export_started = threading.Event()
+
+    def slow_export(*_args: object) -> None:
+        export_started.set()
+        export_may_finish.wait(REQUEST_TIMEOUT_S)
+
+    monkeypatch.setattr(exports, "run_snapshot", slow_export)
+    project = make_project(session)
+    make_ranking_item(session, project)
+    admin = bearer(session, make_user(session, role="admin"))
+    labeler = bearer(session, make_user(session))
+    session.commit()
+
+    try:
+        # One client each: a connection serves its next request only after the last one's
+        # background work is done.
+        with httpx.Client(base_url=live_url, timeout=5) as admins_browser:
+            started = admins_browser.post("/api/v1/exports", json={}, headers=admin)
+            assert started.status_code == 202
+            assert export_started.wait(5)
+            with httpx.Client(base_url=live_url, timeout=5) as labelers_browser:
+                served = labelers_browser.post(
+                    f"/api/v1/projects/{project.id}/tasks/next?kind=ranking", headers=labeler
+                )
+        assert served.status_code == 200
+        assert not export_may_finish.is_set()
+    finally:
+        export_may_finish.set()
