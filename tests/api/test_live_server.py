@@ -1,6 +1,6 @@
-"""Many labelers at once against a real uvicorn server: more simultaneous requests than the
-server has worker threads and pooled connections, which is where a server that waits for the
-database inside its threads starves itself."""
+"""Labelers against a real uvicorn server: more simultaneous requests than the server has
+worker threads and pooled connections, which is where a server that waits for the database
+inside its threads starves itself; and requests while an export runs in the background."""
 
 import asyncio
 import threading
@@ -61,12 +61,14 @@ def test_a_labeler_is_served_while_an_export_runs_in_the_background(
 ) -> None:
     """The export runs after its request's response is sent; by then the request has given
     back its database session, so the export holds up nobody (on SQLite: no writer's turn)."""
-    export_may_finish = threading.Event()
     export_started = threading.Event()
+    export_may_finish = threading.Event()
+    export_finished = threading.Event()
 
     def slow_export(*_args: object) -> None:
         export_started.set()
-        export_may_finish.wait(REQUEST_TIMEOUT_S)
+        export_may_finish.wait(2 * REQUEST_TIMEOUT_S)  # past the labeler's timeout
+        export_finished.set()
 
     monkeypatch.setattr(exports, "run_snapshot", slow_export)
     project = make_project(session)
@@ -78,15 +80,15 @@ def test_a_labeler_is_served_while_an_export_runs_in_the_background(
     try:
         # One client each: a connection serves its next request only after the last one's
         # background work is done.
-        with httpx.Client(base_url=live_url, timeout=5) as admins_browser:
+        with httpx.Client(base_url=live_url, timeout=REQUEST_TIMEOUT_S) as admins_browser:
             started = admins_browser.post("/api/v1/exports", json={}, headers=admin)
             assert started.status_code == 202
-            assert export_started.wait(5)
-            with httpx.Client(base_url=live_url, timeout=5) as labelers_browser:
+            assert export_started.wait(REQUEST_TIMEOUT_S)
+            with httpx.Client(base_url=live_url, timeout=REQUEST_TIMEOUT_S) as labelers_browser:
                 served = labelers_browser.post(
                     f"/api/v1/projects/{project.id}/tasks/next?kind=ranking", headers=labeler
                 )
         assert served.status_code == 200
-        assert not export_may_finish.is_set()
+        assert not export_finished.is_set(), "the labeler was served only after the export"
     finally:
         export_may_finish.set()
