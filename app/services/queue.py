@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -59,13 +59,12 @@ def _available_to(*claimable):  # type: ignore[no-untyped-def]
 
 @cache
 def _head_of_queue(lease_expired: bool):  # type: ignore[no-untyped-def]
-    """The first slot the labeler may take, oldest item first; built once, as constructing it
-    costs more than running it. Parameters: those of _available_to, and now.
+    """The id of the first slot the labeler may take, oldest item first. Parameters: those of
+    _available_to, and now.
 
-    On PostgreSQL the row comes back locked (FOR UPDATE SKIP LOCKED): a slot that a concurrent
-    claim holds is passed over instead of waited for, and the slot found stays this
-    transaction's to take. SQLite renders no lock and needs none: its writers take turns
-    (BEGIN IMMEDIATE), so what a writer reads is current."""
+    On PostgreSQL the row is locked (FOR UPDATE SKIP LOCKED): a slot that a concurrent claim
+    holds is passed over instead of waited for. SQLite renders no lock and needs none: its
+    writers take turns (BEGIN IMMEDIATE), so what a writer reads is current."""
     claimable = (
         _lease_expired(bindparam("now")) if lease_expired else Slot.state == constant("open")
     )
@@ -74,24 +73,13 @@ def _head_of_queue(lease_expired: bool):  # type: ignore[no-untyped-def]
     first = select(func.min(Slot.item_id)).where(claimable).scalar_subquery()
     return (
         _available_to(claimable, Item.id >= first)
+        .with_only_columns(Slot.id)
         .order_by(Slot.item_id)  # item_id alone: the (state, item_id) index yields it in order
         .limit(constant(1))
         .with_for_update(of=Slot, skip_locked=True)
+        .correlate(None)  # the head is found in the whole table, not in the updated row
+        .scalar_subquery()
     )
-
-
-def _head(
-    session: Session, labeler_id: int, project_id: int, kind: str, now: datetime
-) -> tuple[int, int, bool] | None:
-    """(slot id, item id, lease expired) of the slot to serve: one whose lease ran out first,
-    then an open one. Each state is read on its own so the scan walks the (state, item_id)
-    index and stops at the first row instead of sorting every slot."""
-    params = {"labeler_id": labeler_id, "project_id": project_id, "kind": kind, "now": now}
-    for expired in (True, False):
-        row = session.connection().execute(_head_of_queue(expired), params).first()
-        if row is not None:
-            return row.id, row.item_id, expired
-    return None
 
 
 def waiting_counts(session: Session, project_id: int, labeler_id: int) -> dict[str, int]:
@@ -121,28 +109,37 @@ def next_task(session: Session, project: Project, labeler: User, kind: str) -> T
     if gold_turn and (served := gold.next_gold_task(session, project, labeler)):
         return served
     for _ in range(CLAIM_TRIES):
-        now = utcnow()
-        head = _head(session, labeler.id, project.id, kind, now)
-        if head is None:
-            session.rollback()
-            return None
-        slot_id, item_id, expired = head
-        if task := _try_claim(session, project, labeler, slot_id, item_id, expired, now):
+        claimed, task = _try_claim(session, project, labeler, kind)
+        if not claimed or task is not None:
             return task
     return None
 
 
 @cache
-def _claim():  # type: ignore[no-untyped-def]
-    """Compare-and-set: the slot becomes this labeler's only if it is still claimable.
-    Parameters: slot_id, now, labeler, expires."""
+def _claim_head():  # type: ignore[no-untyped-def]
+    """The head of the queue becomes this labeler's, in one statement: the first slot whose
+    lease ran out, else the first open one (COALESCE runs its second query only when the
+    first finds nothing), if it is still claimable when updated (compare-and-set). Returns the
+    slot's id and item, and how many tasks still hold it: those of a labeler whose lease ran
+    out. Parameters: those of _available_to, now, expires."""
+    head = func.coalesce(_head_of_queue(True), _head_of_queue(False))
+    # Spelt out: SQLAlchemy writes RETURNING's columns without their table on SQLite, which
+    # inside this subquery would make `id` the task's id.
+    updated_slot_id = literal_column(f"{Slot.__tablename__}.id")
+    previous_holders = (
+        select(func.count())
+        .where(Task.slot_id == updated_slot_id, Task.state == constant("active"))
+        .scalar_subquery()
+    )
     return (
         update(Slot)
-        .where(Slot.id == bindparam("slot_id"), _claimable(bindparam("now")))
+        .where(Slot.id == head, _claimable(bindparam("now")))
         .values(
-            state="leased", labeler_id=bindparam("labeler"), lease_expires_at=bindparam("expires")
+            state="leased",
+            labeler_id=bindparam("labeler_id"),
+            lease_expires_at=bindparam("expires"),
         )
-        .returning(Slot.id)
+        .returning(Slot.id, Slot.item_id, previous_holders)
         .execution_options(synchronize_session=False)
     )
 
@@ -169,19 +166,25 @@ def _item_with_prompt_and_completions():  # type: ignore[no-untyped-def]
 
 
 def _try_claim(
-    session: Session,
-    project: Project,
-    labeler: User,
-    slot_id: int,
-    item_id: int,
-    lease_expired: bool,
-    now: datetime,
-) -> Task | None:
+    session: Session, project: Project, labeler: User, kind: str
+) -> tuple[bool, Task | None]:
+    """(whether a slot was claimed, the new task); a claimed slot without a task means this
+    labeler took the same item in a concurrent request, and the claim was rolled back."""
+    now = utcnow()
     expires = now + timedelta(seconds=project.lease_seconds)
-    claim = {"slot_id": slot_id, "now": now, "labeler": labeler.id, "expires": expires}
-    if session.connection().execute(_claim(), claim).first() is None:
-        return None
-    if lease_expired:  # whoever held this slot let the lease run out: their task is over
+    params = {
+        "labeler_id": labeler.id,
+        "project_id": project.id,
+        "kind": kind,
+        "now": now,
+        "expires": expires,
+    }
+    claimed = session.connection().execute(_claim_head(), params).first()
+    if claimed is None:
+        session.rollback()
+        return False, None
+    slot_id, item_id, previous_holders = claimed
+    if previous_holders:  # whoever held this slot let the lease run out: their task is over
         session.connection().execute(_expire_previous_task(), {"leased_slot": slot_id, "now": now})
     # Load what the task page shows now, inside this transaction, rather than lazily after it.
     item = session.scalars(_item_with_prompt_and_completions(), {"item_id": item_id}).unique().one()
@@ -201,8 +204,8 @@ def _try_claim(
     except IntegrityError:
         # This labeler claimed the same item in a concurrent request: give the slot back.
         session.rollback()
-        return None
-    return task
+        return True, None
+    return True, task
 
 
 @cache
