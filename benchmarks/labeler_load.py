@@ -310,7 +310,11 @@ def report(
     db: str, args: argparse.Namespace, seeded: Seeded, stats: Stats, sample: Sample,
     counts: dict[str, int],
 ) -> Result:  # fmt: skip
-    rate = stats.cycles / args.duration
+    # Paced, the rate is that of the cycles begun in the window and answered: on schedule it is
+    # the offered rate exactly, and it drops as the server falls behind. Counting the cycles
+    # that end in the window instead would miss the one or two still in flight at its end.
+    cycles = len(stats.latencies["cycle"]) if args.rate else stats.cycles
+    rate = cycles / args.duration
     mib = 1024
     mode = f"paced at {args.rate:g} cycles/s" if args.rate else "closed loop, no think time"
     print()
@@ -324,7 +328,8 @@ def report(
     )
     print(f"  measured     {args.duration:g} s after {args.warmup:g} s warm-up")
     print(
-        f"  cycles       {stats.cycles:,} in the window = {rate:,.1f} cycles/s "
+        f"  cycles       {cycles:,} {'begun' if args.rate else 'ended'} in the window = "
+        f"{rate:,.1f} cycles/s "
         f"({stats.cycles_total:,} in all)"
     )
     errors = sum(stats.errors.values())
@@ -363,8 +368,8 @@ def report(
     cpu += f", load generator {sample.client_cpu:.2f}"
     others = sample.machine_cpu - sample.server_cpu - sample.postgres_cpu - sample.client_cpu
     print(f"  CPU cores    {cpu}, other processes {max(0.0, others):.2f} (of {os.cpu_count()})")
-    if stats.cycles:
-        per_cycle = sample.server_cpu * args.duration / stats.cycles * 1000
+    if cycles:
+        per_cycle = sample.server_cpu * args.duration / cycles * 1000
         print(f"  server CPU   {per_cycle:.1f} ms per cycle (next + submit)")
     if others > 0.2:
         print(
