@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.requests import ClientDisconnect
 
 from app.api.routes import ERRORS
+from app.api.routing import OneHopRoute
 from app.deps import ApiAdmin, SessionDep, StreamingWorkerToken, WorkerToken
 from app.models import Job
 from app.schemas.jobs import (
@@ -34,7 +35,7 @@ from app.schemas.jobs import (
 )
 from app.services import artifacts, evaluations, jobs, leases, registry, workers
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS)
+router = APIRouter(prefix="/api/v1", responses=ERRORS, route_class=OneHopRoute)
 
 
 def _data_dir(request: Request):  # type: ignore[no-untyped-def]

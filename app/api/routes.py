@@ -7,6 +7,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import text
 
+from app.api.routing import OneHopRoute
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
 from app.errors import validated
 from app.models import Task
@@ -52,7 +53,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": api.ErrorOut, "description": "The body is larger than the app accepts"},
     422: {"model": api.InvalidRequestOut, "description": "Invalid input; nothing was changed"},
 }
-router = APIRouter(prefix="/api/v1", responses=ERRORS)
+router = APIRouter(prefix="/api/v1", responses=ERRORS, route_class=OneHopRoute)
 
 
 @router.get("/health", tags=["health"], response_model=api.Health)
