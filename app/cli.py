@@ -9,6 +9,7 @@ from app.config import get_settings
 from app.db import Database
 from app.errors import ServiceError
 from app.models.jobs import JOB_KINDS
+from app.runtime import freeze_startup_heap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -389,6 +390,7 @@ def export(
             snapshot = exports.request_snapshot(session, settings, request, None, snapshot_id)
         except ServiceError as exc:
             _fail(exc)
+    freeze_startup_heap()
     snapshot = exports.run_snapshot(db, settings, snapshot.id)
     if snapshot.state != "done":
         raise click.ClickException(f"The export failed: {snapshot.error}")

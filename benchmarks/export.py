@@ -46,6 +46,7 @@ from app.models import (  # noqa: E402
     Task,
     User,
 )
+from app.runtime import freeze_startup_heap  # noqa: E402
 from app.schemas.export import SPLITS  # noqa: E402
 from app.services.splits import choose_split  # noqa: E402
 from benchmarks.harness import throwaway_database  # noqa: E402
@@ -225,6 +226,7 @@ def child_export(url: str, data_dir: str, fmt: str) -> None:
     with db.session() as session:
         request = ExportRequest(format=fmt, max_prompts_per_author=None)  # type: ignore[arg-type]
         snapshot = exports.request_snapshot(session, settings, request)
+    freeze_startup_heap()  # as `rankery export` and the server do
     started = time.perf_counter()
     snapshot = exports.run_snapshot(db, settings, snapshot.id)
     seconds = time.perf_counter() - started
