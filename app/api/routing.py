@@ -18,7 +18,8 @@ class OneHopRoute(APIRoute):
     server CPU per cycle)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not (inspect.iscoroutinefunction(endpoint) or inspect.isgeneratorfunction(endpoint)):
+        streams = inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint)
+        if not (inspect.iscoroutinefunction(endpoint) or streams):
             endpoint = _awaiting_in_worker_thread(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
