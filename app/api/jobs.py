@@ -5,13 +5,12 @@ not share the app's disk, download the job's snapshot and models and upload the 
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import BackgroundTasks, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.requests import ClientDisconnect
 
-from app.api.routes import ERRORS
-from app.api.routing import OneHopRoute
+from app.api.routing import api_router
 from app.deps import ApiAdmin, SessionDep, StreamingWorkerToken, WorkerToken
 from app.models import Job
 from app.schemas.jobs import (
@@ -35,7 +34,7 @@ from app.schemas.jobs import (
 )
 from app.services import artifacts, evaluations, jobs, leases, registry, workers
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS, route_class=OneHopRoute)
+router = api_router()
 
 
 def _data_dir(request: Request):  # type: ignore[no-untyped-def]

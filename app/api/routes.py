@@ -1,13 +1,13 @@
 """/api/v1: the labeler and admin actions of the web pages, for scripts and tools."""
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response
+from fastapi import BackgroundTasks, Body, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import text
 
-from app.api.routing import OneHopRoute
+from app.api.routing import api_router
 from app.deps import ApiAdmin, ApiLabeler, ApiUser, SessionDep
 from app.errors import validated
 from app.models import Task
@@ -41,19 +41,7 @@ from app.services import (
 )
 from app.services.quality_report import QualityReport, project_report
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": api.ErrorOut, "description": "The body could not be read (not UTF-8 JSON)"},
-    401: {"model": api.ErrorOut, "description": "No valid API token"},
-    403: {"model": api.ErrorOut, "description": "The token's role may not do this"},
-    404: {"model": api.ErrorOut, "description": "Unknown (or someone else's) object"},
-    409: {
-        "model": api.ErrorOut,
-        "description": "Conflicts with the current state (e.g. the lease ran out)",
-    },
-    413: {"model": api.ErrorOut, "description": "The body is larger than the app accepts"},
-    422: {"model": api.InvalidRequestOut, "description": "Invalid input; nothing was changed"},
-}
-router = APIRouter(prefix="/api/v1", responses=ERRORS, route_class=OneHopRoute)
+router = api_router()
 
 
 @router.get("/health", tags=["health"], response_model=api.Health)
