@@ -342,6 +342,16 @@ def _import_file(kind: str, file: Path, project_id: int) -> None:
     help="Keep each author's earliest prompts only (0: keep all).",
 )
 @click.option(
+    "--include-too-fast",
+    is_flag=True,
+    help="Keep work flagged as submitted implausibly fast (left out by default).",
+)
+@click.option(
+    "--include-gold",
+    is_flag=True,
+    help="Keep labelers' rankings of gold items (left out by default).",
+)
+@click.option(
     "--format",
     "format_",
     type=click.Choice(["jsonl", "parquet", "both"]),
@@ -363,6 +373,8 @@ def export(
     labeler_groups: tuple[str, ...],
     exclude_labelers: tuple[str, ...],
     max_prompts_per_author: int,
+    include_too_fast: bool,
+    include_gold: bool,
     format_: str,
     pairs: str,
     snapshot_id: str | None,
@@ -378,6 +390,8 @@ def export(
         "until": until,
         "exclude_labelers": list(exclude_labelers),
         "max_prompts_per_author": max_prompts_per_author or None,
+        "include_too_fast": include_too_fast,
+        "include_gold": include_gold,
         "format": format_,
         "pairs": pairs,
     }

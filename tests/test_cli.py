@@ -291,6 +291,19 @@ def test_export_writes_a_snapshot_and_refuses_to_overwrite_it(
     assert second.returncode != 0 and "never overwritten" in second.stderr
 
 
+def test_export_keeps_too_fast_work_and_gold_rankings_when_asked(
+    empty_url: str, tmp_path: Path
+) -> None:
+    rankery(empty_url, "migrate")
+    args = ["export", "--include-too-fast", "--include-gold", "--id", "cli-all"]
+
+    result = rankery(empty_url, *args, data_dir=tmp_path / "var")
+
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "var" / "exports" / "cli-all" / "manifest.json").read_text())
+    assert manifest["filters"]["include_too_fast"] and manifest["filters"]["include_gold"]
+
+
 def test_a_backup_restores_into_an_empty_database_from_the_command_line(
     database_url: str, empty_database, session, tmp_path: Path
 ) -> None:

@@ -51,6 +51,8 @@ def _request_values(form: FormDep) -> dict[str, Any]:
     values["labeler_groups"] = [str(v) for v in form.getlist("labeler_groups")]
     excluded = str(form.get("exclude_labelers", ""))
     values["exclude_labelers"] = [n for n in excluded.replace(",", " ").split() if n]
+    for flag in ("include_too_fast", "include_gold"):
+        values[flag] = flag in form  # an unticked checkbox is not sent
     return values
 
 

@@ -39,6 +39,22 @@ def test_an_admin_makes_a_snapshot_from_the_form(client, session) -> None:
     assert 'hx-trigger="every 1s"' not in page.text  # finished: the fragment stops polling
 
 
+def test_the_form_keeps_too_fast_work_and_gold_rankings_only_when_ticked(client, session):
+    make_project(session)
+    token = login(client, make_user(session, "admin"))
+    form = {"csrf_token": token, "labeler_groups": "training", "format": "jsonl"}
+
+    client.post("/admin/exports", data={**form, "snapshot_id": "unticked"})
+    client.post(
+        "/admin/exports",
+        data={**form, "snapshot_id": "ticked", "include_too_fast": "on", "include_gold": "on"},
+    )
+
+    unticked, ticked = session.get(Snapshot, "unticked"), session.get(Snapshot, "ticked")
+    assert not unticked.request["include_too_fast"] and not unticked.request["include_gold"]
+    assert ticked.request["include_too_fast"] and ticked.request["include_gold"]
+
+
 def test_a_running_snapshot_shows_a_progress_bar_that_polls_itself(client, session, settings):
     exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="busy")
     login(client, make_user(session, "admin"))
