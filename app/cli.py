@@ -335,6 +335,12 @@ def _import_file(kind: str, file: Path, project_id: int) -> None:
     "--exclude-labeler", "exclude_labelers", multiple=True, help="A username to leave out."
 )
 @click.option(
+    "--min-labeler-agreement",
+    type=click.FloatRange(0, 1),
+    help="Leave out labelers whose agreement with the other labelers is below this share "
+    "(0-1); labelers with too few compared rankings to judge are kept.",
+)
+@click.option(
     "--max-prompts-per-author",
     type=int,
     default=200,
@@ -372,6 +378,7 @@ def export(
     until: object,
     labeler_groups: tuple[str, ...],
     exclude_labelers: tuple[str, ...],
+    min_labeler_agreement: float | None,
     max_prompts_per_author: int,
     include_too_fast: bool,
     include_gold: bool,
@@ -389,6 +396,7 @@ def export(
         "since": since,
         "until": until,
         "exclude_labelers": list(exclude_labelers),
+        "min_labeler_agreement": min_labeler_agreement,
         "max_prompts_per_author": max_prompts_per_author or None,
         "include_too_fast": include_too_fast,
         "include_gold": include_gold,

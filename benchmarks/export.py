@@ -10,7 +10,9 @@ OVERLAP_EVERY-th ranking is a second labeler's ranking of the item before, as th
 overlap share makes them, the others one prompt each, 50 prompts per author), then exports it
 to JSONL and to Parquet, --repeat times each, each export in a child process so that its peak
 RSS is its own. Prints the median records/s (this machine's timings vary from run to run) and
-the peak RSS; then times the completions JSONL import of 100k completions.
+the peak RSS; then times the completions JSONL import of 100k completions. With
+--min-labeler-agreement the exports also filter labelers by agreement (which reads the
+rankings of every item ranked twice first).
 """
 
 import argparse
@@ -206,10 +208,10 @@ def settle(url: str) -> None:
     engine.dispose()
 
 
-def export_in_child(url: str, data_dir: Path, fmt: str) -> dict:
+def export_in_child(url: str, data_dir: Path, fmt: str, min_agreement: float | None) -> dict:
     """Run one export in a fresh process; returns its figures."""
     result = subprocess.run(
-        [sys.executable, __file__, "--child-export", url, str(data_dir), fmt],
+        [sys.executable, __file__, "--child-export", url, str(data_dir), fmt, str(min_agreement)],
         capture_output=True,
         text=True,
         check=True,
@@ -217,14 +219,18 @@ def export_in_child(url: str, data_dir: Path, fmt: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def child_export(url: str, data_dir: str, fmt: str) -> None:
+def child_export(url: str, data_dir: str, fmt: str, min_agreement: str) -> None:
     from app.schemas.snapshot import ExportRequest
     from app.services import exports
 
     settings = Settings(database_url=url, data_dir=Path(data_dir), secret_key="bench")
     db = Database(url)
     with db.session() as session:
-        request = ExportRequest(format=fmt, max_prompts_per_author=None)  # type: ignore[arg-type]
+        request = ExportRequest(
+            format=fmt,  # type: ignore[arg-type]
+            max_prompts_per_author=None,
+            min_labeler_agreement=None if min_agreement == "None" else float(min_agreement),
+        )
         snapshot = exports.request_snapshot(session, settings, request)
     freeze_startup_heap()  # as `rankery export` and the server do
     started = time.perf_counter()
@@ -274,7 +280,15 @@ def bench_import(url: str, completions: int = 100_000) -> tuple[float, int]:
     return seconds, total if items else 0
 
 
-def run(name: str, url: str, rankings: int, work: Path, formats: list[str], repeat: int) -> None:
+def run(
+    name: str,
+    url: str,
+    rankings: int,
+    work: Path,
+    formats: list[str],
+    repeat: int,
+    min_agreement: float | None,
+) -> None:
     upgrade(url)
     started = time.perf_counter()
     fill(url, rankings)
@@ -284,7 +298,10 @@ def run(name: str, url: str, rankings: int, work: Path, formats: list[str], repe
         flush=True,
     )
     for fmt in formats:
-        runs = [export_in_child(url, work / f"{name}-{fmt}-{n}", fmt) for n in range(repeat)]
+        runs = [
+            export_in_child(url, work / f"{name}-{fmt}-{n}", fmt, min_agreement)
+            for n in range(repeat)
+        ]
         seconds = sorted(r["seconds"] for r in runs)
         median = statistics.median(seconds)
         records, rm = runs[0]["records"], runs[0]["rm"]
@@ -305,13 +322,14 @@ def run(name: str, url: str, rankings: int, work: Path, formats: list[str], repe
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-export":
-        child_export(*sys.argv[2:5])
+        child_export(*sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rankings", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--format", choices=["jsonl", "parquet", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=3, help="exports of each format (median)")
+    parser.add_argument("--min-labeler-agreement", type=float, help="export filter (0-1)")
     args = parser.parse_args()
     formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
@@ -320,7 +338,15 @@ def main() -> None:
         work = Path(tmp)
         for kind in databases:
             with throwaway_database(kind, work, server) as (url, _started):
-                run(kind, url, args.rankings, work, formats, args.repeat)
+                run(
+                    kind,
+                    url,
+                    args.rankings,
+                    work,
+                    formats,
+                    args.repeat,
+                    args.min_labeler_agreement,
+                )
 
 
 if __name__ == "__main__":

@@ -330,3 +330,18 @@ def test_restore_refuses_a_database_that_holds_rows_from_the_command_line(
     refused = rankery(database_url, "restore", str(tmp_path / "backup"), data_dir=tmp_path / "var")
     assert refused.returncode == 1
     assert "not empty" in refused.stderr and "--force" in refused.stderr
+
+
+def test_export_takes_an_agreement_threshold(empty_url: str, tmp_path: Path) -> None:
+    rankery(empty_url, "migrate")
+    args = ["export", "--min-labeler-agreement", "0.6", "--id", "cli-agreeing"]
+
+    result = rankery(empty_url, *args, data_dir=tmp_path / "var")
+    refused = rankery(empty_url, "export", "--min-labeler-agreement", "60")
+
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "var" / "exports" / "cli-agreeing"
+    filters = json.loads((path / "manifest.json").read_text())["filters"]
+    assert filters["min_labeler_agreement"] == 0.6
+    assert "0 labelers were left out" in (path / "README.md").read_text()
+    assert refused.returncode != 0 and "0<=x<=1" in refused.stderr

@@ -9,6 +9,9 @@ from app.schemas.labeling import Strict
 
 # InstructGPT kept at most 200 prompts per user ID.
 DEFAULT_PROMPTS_PER_AUTHOR = 200
+# A labeler's agreement is judged once this many of their rankings were compared with another
+# labeler's ranking of the same item; fewer say too little, and the labeler is kept.
+MIN_AGREEMENT_COMPARISONS = 10
 LabelerGroup = Literal["training", "held_out", "imported"]
 
 
@@ -26,6 +29,15 @@ class ExportRequest(Strict):
     )
     exclude_labelers: list[str] = Field(
         default_factory=list, description="Usernames whose work is left out."
+    )
+    min_labeler_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Leave out labelers whose pairwise agreement with the other labelers is "
+        f"below this share (0-1), once {MIN_AGREEMENT_COMPARISONS} or more of their rankings "
+        "have been compared (none: keep all). Measured as the quality page does, over all "
+        "their rankings in the exported projects.",
     )
     max_prompts_per_author: int | None = Field(
         default=DEFAULT_PROMPTS_PER_AUTHOR,

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.models import Project
 from app.schemas.export import SCHEMA_VERSION, SPLITS
-from app.schemas.snapshot import ExportRequest
+from app.schemas.snapshot import MIN_AGREEMENT_COMPARISONS, ExportRequest
 
 COLLECTION = """\
 Collected with Rankery, following the InstructGPT process: labelers write prompts (plain,
@@ -44,6 +44,7 @@ def render(
     counts: dict[str, int],
     agreement: dict[str, Any],
     projects: list[Project | None],
+    low_agreement_labelers: int = 0,
 ) -> str:
     lines = [
         "# Rankery dataset snapshot",
@@ -69,6 +70,8 @@ def render(
     lines += ["", "## Filters", ""]
     for name, value in request.model_dump(mode="json").items():
         lines.append(f"- `{name}`: `{json.dumps(value)}`")
+    if request.min_labeler_agreement is not None:
+        lines += ["", _agreement_filter(request.min_labeler_agreement, low_agreement_labelers)]
     lines += [
         "",
         "## Splits",
@@ -87,6 +90,16 @@ def render(
         lines.append(f"| {kind} ({suffix}) | " + " | ".join(row) + " |")
     lines += ["", "## Agreement", "", *_agreement(agreement), "", "## Known limits", "", LIMITS, ""]
     return "\n".join(lines)
+
+
+def _agreement_filter(threshold: float, left_out: int) -> str:
+    who = "1 labeler was" if left_out == 1 else f"{left_out} labelers were"
+    return (
+        f"{who} left out for agreeing with the other labelers on less than {threshold:.1%} of "
+        f"completion pairs, measured over all their rankings in these projects once "
+        f"{MIN_AGREEMENT_COMPARISONS} or more of them had been compared (as the quality page "
+        "shows it); labelers with fewer compared rankings were kept."
+    )
 
 
 def _agreement(summary: dict[str, Any]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The agreement summary of an export snapshot (manifest.json and the dataset card).
+"""The agreement of an export snapshot: its summary (manifest.json and the dataset card), and
+the labelers its agreement filter leaves out (`labelers_below`).
 
 Only items that two or more of the snapshot's rankings share can show agreement, and only a
 small share of items is ranked more than once (the project's overlap), so the summary keeps
@@ -11,11 +12,19 @@ grows with the overlap rankings alone (a few bytes each), never with the snapsho
 
 from array import array
 from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from app.models import Completion, Item, Ranking, RankingEntry, User
+from app.schemas.snapshot import MIN_AGREEMENT_COMPARISONS
 from app.services import agreement
+from app.services.imports import IMPORTED_ROLE
+from app.services.quality_report import LABELER_PURPOSES
 
 STATISTIC = (
     "pairwise agreement as InstructGPT reports it: the share of completion pairs that two "
@@ -64,6 +73,51 @@ class OverlapRankings:
             ranks=np.frombuffer(bytes(self._ranks), dtype=np.int8).reshape(-1, agreement.MAX_K),
             day=np.array(self._day, dtype=np.int64).astype("M8[D]"),
         )
+
+
+def labelers_below(session: Session, project_ids: list[int], threshold: float) -> set[int]:
+    """The labelers whose pairwise agreement with the others, over all their rankings of the
+    projects' items (as the quality page counts it: work and gold items, any time), is below
+    `threshold`, judged on MIN_AGREEMENT_COMPARISONS comparisons or more. Imported data is
+    never judged (it stands for many people). Only rankings of items that two or more
+    labelers ranked are read, a page at a time, into compact arrays."""
+    shared_items = (
+        select(Ranking.item_id)
+        .join(Item, Item.id == Ranking.item_id)
+        .where(Item.project_id.in_(project_ids), Item.purpose.in_(LABELER_PURPOSES))
+        .group_by(Ranking.item_id)
+        .having(func.count() >= 2)
+    )
+    entries = (
+        select(
+            Ranking.id,
+            RankingEntry.rank,
+            Completion.position,
+            Ranking.item_id,
+            Ranking.labeler_id,
+            func.date(Ranking.created_at),
+        )
+        .join(RankingEntry, RankingEntry.ranking_id == Ranking.id)
+        .join(Completion, Completion.id == RankingEntry.completion_id)
+        .where(Ranking.item_id.in_(shared_items))
+        .order_by(Ranking.id)
+        .execution_options(yield_per=10_000)
+    )
+    overlap = OverlapRankings(set())
+    for _ranking_id, rows in groupby(session.execute(entries), key=itemgetter(0)):
+        ranking = list(rows)
+        _, _, _, item_id, labeler_id, day = ranking[0]
+        overlap.add(item_id, labeler_id, day, ranking)
+    table = overlap.table()
+    low = {
+        judged.labeler
+        for judged in agreement.per_labeler(table, agreement.compare(table))
+        if judged.comparisons >= MIN_AGREEMENT_COMPARISONS
+        and judged.rate is not None
+        and judged.rate < threshold
+    }
+    people = select(User.id).where(User.id.in_(low), User.role != IMPORTED_ROLE)
+    return set(session.scalars(people)) if low else set()
 
 
 def summary(overlap: OverlapRankings) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -53,11 +53,8 @@ from app.models import (
 from app.models.work import prompt_messages
 from app.schemas.labeling import FLAGS
 from app.schemas.snapshot import ExportRequest
-from app.services import gold, hygiene, pace
+from app.services import export_agreement, gold, hygiene, pace
 from app.services.imports import IMPORTED_ROLE
-
-if TYPE_CHECKING:
-    from app.services.export_agreement import OverlapRankings
 
 BATCH = 2500
 Record = dict[str, Any]
@@ -76,7 +73,8 @@ class Selection:
     request: ExportRequest
     secret: bytes
     project_ids: list[int]
-    excluded_labeler_ids: set[int]
+    excluded_labeler_ids: set[int]  # by name, and below the agreement threshold
+    low_agreement_labelers: int  # how many the agreement threshold left out
     capped_prompt_ids: set[int]  # prompts beyond their author's cap
     researcher_prompt_ids: set[int]  # prompts of gold and screening items
     _pseudonyms: dict[str, str] = field(default_factory=dict)
@@ -95,15 +93,11 @@ class Selection:
         return self._labelers[labeler_id]
 
 
-def select_data(session: Session, request: ExportRequest, secret_key: str) -> Selection:
-    """Check the request against the data and resolve its filters."""
+def check_request(session: Session, request: ExportRequest) -> dict[str, int]:
+    """Check the request against the data: its project and the users it names exist. Returns
+    the ids of the labelers it leaves out by name."""
     if request.project_id is not None and session.get(Project, request.project_id) is None:
         raise NotFound(f"There is no project {request.project_id}.")
-    project_ids = (
-        [request.project_id]
-        if request.project_id is not None
-        else list(session.scalars(select(Project.id).order_by(Project.id)))
-    )
     excluded = dict(
         session.execute(
             select(User.username, User.id).where(User.username.in_(request.exclude_labelers))
@@ -112,11 +106,28 @@ def select_data(session: Session, request: ExportRequest, secret_key: str) -> Se
     unknown = sorted(set(request.exclude_labelers) - set(excluded))
     if unknown:
         raise InvalidInput(f"There is no user named {', '.join(unknown)}.")
+    return excluded
+
+
+def select_data(session: Session, request: ExportRequest, secret_key: str) -> Selection:
+    """Check the request against the data and resolve its filters."""
+    excluded = check_request(session, request)
+    project_ids = (
+        [request.project_id]
+        if request.project_id is not None
+        else list(session.scalars(select(Project.id).order_by(Project.id)))
+    )
+    low_agreement = (
+        export_agreement.labelers_below(session, project_ids, request.min_labeler_agreement)
+        if request.min_labeler_agreement is not None
+        else set()
+    )
     return Selection(
         request=request,
         secret=secret_key.encode(),
         project_ids=project_ids,
-        excluded_labeler_ids=set(excluded.values()),
+        excluded_labeler_ids=set(excluded.values()) | low_agreement,
+        low_agreement_labelers=len(low_agreement),
         capped_prompt_ids=_capped(session, project_ids, request.max_prompts_per_author),
         researcher_prompt_ids=gold.researcher_prompt_ids(session, project_ids),
     )
@@ -476,7 +487,7 @@ def rm_query(selection: Selection) -> Select:
 def rm_records(
     session: Session,
     selection: Selection,
-    overlap: "OverlapRankings | None" = None,
+    overlap: export_agreement.OverlapRankings | None = None,
     entries_session: Session | None = None,
 ) -> Iterator[Record]:
     """The RM records; `overlap`, if given, collects the rankings of its items on the way

@@ -105,7 +105,7 @@ def add_snapshot_request(
 ) -> Snapshot:
     """`request_snapshot` without the commit, for a unit of work that makes a snapshot along
     with something else (a training job that trains on it)."""
-    export_records.select_data(session, request, settings.secret_key)
+    export_records.check_request(session, request)
     if request.format != "jsonl":
         check_parquet_available()
     now = utcnow()
@@ -283,7 +283,9 @@ def _write(
             projects = [session.get(Project, pid) for pid in selection.project_ids]
         counts = {file.path.name: file.count for file in files}
         policy = _split_policy([p for p in projects if p is not None])
-        card = dataset_card.render(request, policy, counts, agreement, projects)
+        card = dataset_card.render(
+            request, policy, counts, agreement, projects, selection.low_agreement_labelers
+        )
         (work / "README.md").write_text(card, encoding="utf-8")
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app.deps import FormDep, SessionDep, WebAdmin, verify_csrf
 from app.errors import ServiceError, validated
-from app.schemas.snapshot import ExportRequest
+from app.schemas.snapshot import MIN_AGREEMENT_COMPARISONS, ExportRequest
 from app.services import exports, projects
 from app.web.render import flash, render
 
@@ -30,6 +30,7 @@ def _page(
         "projects": projects.list_projects(session),
         "values": values or ExportRequest().model_dump(mode="json"),
         "error": error,
+        "min_agreement_comparisons": MIN_AGREEMENT_COMPARISONS,
     }
     return render(request, "admin/exports.html", context, status_code)
 
@@ -43,7 +44,15 @@ def _request_values(form: FormDep) -> dict[str, Any]:
     """The form as an ExportRequest's fields; empty fields take the defaults."""
     values: dict[str, Any] = {
         name: str(form[name]).strip()
-        for name in ("project_id", "since", "until", "max_prompts_per_author", "format", "pairs")
+        for name in (
+            "project_id",
+            "since",
+            "until",
+            "min_labeler_agreement",
+            "max_prompts_per_author",
+            "format",
+            "pairs",
+        )
         if str(form.get(name, "")).strip()
     }
     if "max_prompts_per_author" not in values:

@@ -55,6 +55,16 @@ def test_a_bad_request_is_refused_with_a_message(client, session) -> None:
     assert unknown.status_code == 404 and "no project 42" in unknown.json()["detail"]
 
 
+def test_an_agreement_threshold_is_a_share_between_0_and_1(client, session) -> None:
+    headers = bearer(session, make_user(session, "admin"))
+    body = {"min_labeler_agreement": 0.7}
+    made = client.post("/api/v1/exports", json=body, params={"snapshot_id": "ag"}, headers=headers)
+    refused = client.post("/api/v1/exports", json={"min_labeler_agreement": 70}, headers=headers)
+    assert made.status_code == 202
+    assert client.get("/api/v1/exports/ag", headers=headers).json()["state"] == "done"
+    assert refused.status_code == 422 and "min_labeler_agreement" in refused.text
+
+
 def test_a_snapshot_id_is_used_once(client, session) -> None:
     headers = bearer(session, make_user(session, "admin"))
     client.post("/api/v1/exports", json={}, params={"snapshot_id": "once"}, headers=headers)

@@ -266,6 +266,41 @@ def test_labeler_groups_and_excluded_labelers(session, db, settings, ranked) -> 
     assert records(settings, without, "sft") == []
 
 
+IN_ORDER = {f"answer {i}": i + 1 for i in range(4)}
+REVERSED = {f"answer {i}": 4 - i for i in range(4)}
+
+
+def rank_items(session, project, orders: list[tuple[User, dict[str, int]]], items: int) -> None:
+    """`items` new items, each ranked by every (labeler, order) given."""
+    for _ in range(items):
+        make_ranking_item(session, project, k=4)
+        for labeler, order in orders:
+            make_ranking(session, project, labeler, order)
+
+
+def test_labelers_agreeing_less_than_asked_are_left_out(session, db, settings) -> None:
+    project = make_project(session, annotations_per_item=3)
+    first, second, contrary = make_user(session), make_user(session), make_user(session)
+    orders = [(first, IN_ORDER), (second, IN_ORDER), (contrary, REVERSED)]
+    rank_items(session, project, orders, items=5)
+    # 10 comparisons each: first and second agree on half of theirs, contrary on none.
+    snapshot = export(session, db, settings, min_labeler_agreement=0.4)
+    kept = {r["labeler"] for r in records(settings, snapshot, "rm")}
+    everyone = {r["labeler"] for r in records(settings, export(session, db, settings), "rm")}
+    assert len(everyone) == 3 and len(kept) == 2 and kept < everyone
+    assert {r["completions"][0]["text"] for r in records(settings, snapshot, "rm")} == {"answer 0"}
+    assert "1 labeler was left out for agreeing" in card_of(settings, snapshot)
+
+
+def test_labelers_with_too_few_compared_rankings_are_kept(session, db, settings) -> None:
+    project = make_project(session, annotations_per_item=2)
+    first, contrary = make_user(session), make_user(session)
+    rank_items(session, project, [(first, IN_ORDER), (contrary, REVERSED)], items=9)
+    snapshot = export(session, db, settings, min_labeler_agreement=0.5)
+    assert len(records(settings, snapshot, "rm")) == 18
+    assert "0 labelers were left out" in card_of(settings, snapshot)
+
+
 def test_held_out_labelers_are_left_out_unless_asked_for(session, db, settings, ranked) -> None:
     _project, _author, first, _second = ranked
     session.execute(update(User).where(User.id == first.id).values(labeler_group="held_out"))

@@ -55,6 +55,27 @@ def test_the_form_keeps_too_fast_work_and_gold_rankings_only_when_ticked(client,
     assert ticked.request["include_too_fast"] and ticked.request["include_gold"]
 
 
+def test_the_form_takes_an_agreement_threshold(client, session) -> None:
+    token = login(client, make_user(session, "admin"))
+    form = {"csrf_token": token, "labeler_groups": "training", "snapshot_id": "agreeing"}
+
+    client.post("/admin/exports", data={**form, "min_labeler_agreement": "0.65"})
+
+    assert session.get(Snapshot, "agreeing").request["min_labeler_agreement"] == 0.65
+
+
+def test_an_agreement_threshold_above_one_is_refused_and_kept_in_the_form(client, session):
+    token = login(client, make_user(session, "admin"))
+    form = {"csrf_token": token, "labeler_groups": "training", "min_labeler_agreement": "65"}
+
+    response = client.post("/admin/exports", data=form)
+
+    assert response.status_code == 422 and "min_labeler_agreement" in response.text
+    assert 'name="min_labeler_agreement" type="number"' in response.text
+    assert 'value="65"' in response.text
+    assert session.scalar(select(Snapshot)) is None
+
+
 def test_a_running_snapshot_shows_a_progress_bar_that_polls_itself(client, session, settings):
     exports.request_snapshot(session, settings, ExportRequest(), snapshot_id="busy")
     login(client, make_user(session, "admin"))
