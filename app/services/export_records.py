@@ -95,7 +95,7 @@ class Selection:
 
 def check_request(session: Session, request: ExportRequest) -> dict[str, int]:
     """Check the request against the data: its project and the users it names exist. Returns
-    the ids of the labelers it leaves out by name."""
+    the labelers it leaves out by name, as {username: user id}."""
     if request.project_id is not None and session.get(Project, request.project_id) is None:
         raise NotFound(f"There is no project {request.project_id}.")
     excluded = dict(
