@@ -44,7 +44,7 @@ def render(
     counts: dict[str, int],
     agreement: dict[str, Any],
     projects: list[Project | None],
-    low_agreement_labelers: int = 0,
+    low_agreement_labelers: int,
 ) -> str:
     lines = [
         "# Rankery dataset snapshot",
