@@ -7,6 +7,7 @@ blocked on the connection pool or on SQLite's lock could hold the very thread th
 owns the lock needs in order to finish.
 """
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import anyio
 from anyio.to_thread import run_sync
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 WRITE_OPTION = "rankery_write"
@@ -26,6 +28,8 @@ WRITE_OPTION = "rankery_write"
 REQUEST_SLOTS = 8
 POOL_SIZE = REQUEST_SLOTS
 POOL_OVERFLOW = 16  # for sessions outside requests: CLI, background work
+# A PostgreSQL connection back from a longer rest than this is pinged before use.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class Base(DeclarativeBase):
@@ -65,7 +69,31 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    engine = create_engine(url, **pool)
+    _ping_after_rest(engine)
+    return engine
+
+
+def _ping_after_rest(engine: Engine) -> None:
+    """Ping a pooled connection before use if it rested longer than PING_AFTER_IDLE_SECONDS:
+    after a database restart the pool then starts afresh instead of failing a request.
+    SQLAlchemy's pool_pre_ping pings on every checkout, a round trip per request under load
+    (one of nine a labeling request makes), when a connection back within the second is as
+    good as one just pinged; one that breaks in use still invalidates the pool, as always."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise InvalidatePoolError(f"ping failed: {exc}") from exc
 
 
 class Database:

@@ -22,6 +22,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
@@ -52,7 +53,11 @@ from app.services.export_files import (
 from app.services.splits import ratios
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY = 5_000
+# Progress is recorded at most once a PROGRESS_INTERVAL (the progress bar needs no more, and
+# each update is a database round trip that stalls the export's thread), judged every
+# PROGRESS_CHECK_EVERY records.
+PROGRESS_INTERVAL = 1.0
+PROGRESS_CHECK_EVERY = 1_000
 SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 KIND_ORDER = ("ppo", "sft", "rm")
 HEARTBEAT_EVERY = timedelta(seconds=15)
@@ -399,6 +404,7 @@ def _write_lines(
         "rm": lambda: export_records.rm_records(session, selection, overlap(), second),
     }
     done = 0
+    next_progress = time.monotonic() + PROGRESS_INTERVAL
     for kind in KIND_ORDER:
         # Closed on the way out, error or not: their reading threads end before the sessions.
         with contextlib.closing(sources[kind]()) as records:
@@ -412,8 +418,9 @@ def _write_lines(
                         for writer in writers["pairs", record["split"]]:
                             writer.write(line)
                 done += 1
-                if done % PROGRESS_EVERY == 0:
+                if done % PROGRESS_CHECK_EVERY == 0 and time.monotonic() >= next_progress:
                     progress(records_done=done)
+                    next_progress = time.monotonic() + PROGRESS_INTERVAL
     return done
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import DataError
 
-from app.models import Prompt
+from app.models import Prompt, Ranking
 from app.schemas.snapshot import ExportRequest
 from app.services import export_files, export_records, exports, import_oasst
 from tests.factories import make_project, make_prompt, make_ranking, make_ranking_item, make_user
@@ -74,8 +74,9 @@ def test_a_page_holds_the_rows_of_its_query_in_order(session, settings) -> None:
     selection = export_records.select_data(session, ExportRequest(), settings.secret_key)
     query = export_records._ppo_query(selection)
     connection = session.connection()
+    read_page = export_records.page_reader(connection, query, Prompt.id)
 
-    rows = export_records._rows(connection, query)
+    rows = read_page(session.scalar(select(func.min(Prompt.id))))
 
     expected = connection.execute(query.order_by(Prompt.id)).all()
     assert len(expected) > 3
@@ -103,7 +104,8 @@ def test_pages_longer_than_sqlites_longest_text_are_read_row_by_row(session, db,
         with pytest.raises(DataError):  # the page as one JSON text
             connection.execute(select(page))
         rows = connection.execute(query.order_by(query.selected_columns[0])).all()
-        assert export_records._rows(connection, query) == rows
+        read_page = export_records.page_reader(connection, query, Ranking.id)
+        assert read_page(reading.scalar(select(func.min(Ranking.id)))) == rows
     row_by_row = _exported_files(session, db, settings, "row-by-row", request)
 
     assert row_by_row == whole_pages
