@@ -283,7 +283,7 @@ PageReader = Callable[[int], Sequence[Sequence[Any]]]
 def page_reader(connection: Connection, query: Select, id_column: Any) -> PageReader:
     """Reads a page of `query`: given its first id, the rows whose `id_column` lies in the
     BATCH ids from there, ordered by their first column (see _rows). On PostgreSQL the query
-    is compiled here, once, rather than for every page (a second of a million-ranking export)."""
+    is compiled here, once, rather than for every page (2 s of a million-ranking export)."""
     page = query.where(_in_page(id_column))
     if connection.dialect.name == "sqlite":
         return lambda start: _rows(connection, page, _page_bounds(start))
