@@ -1,7 +1,5 @@
 """The PostgreSQL connection pool: pooled connections are pinged only after a rest."""
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -12,17 +10,10 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True
 
 
 @pytest.fixture
-def postgres_db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def pings(postgres_db: Database, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The connections pinged from now on."""
     pinged: list[object] = []
-    dialect = postgres_db.engine.dialect
+    dialect = db.engine.dialect
     original = dialect.do_ping
 
     def counting_ping(dbapi_connection: object) -> bool:
@@ -39,30 +30,30 @@ def backend_pid(database: Database) -> int:
 
 
 def test_a_connection_back_a_moment_ago_is_used_without_a_ping(
-    postgres_db: Database, pings: list[object]
+    db: Database, pings: list[object]
 ) -> None:
-    first = backend_pid(postgres_db)
+    first = backend_pid(db)
 
-    assert backend_pid(postgres_db) == first
+    assert backend_pid(db) == first
     assert pings == []
 
 
 def test_a_connection_back_from_a_rest_is_pinged(
-    postgres_db: Database, pings: list[object], monkeypatch: pytest.MonkeyPatch
+    db: Database, pings: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = backend_pid(postgres_db)
+    first = backend_pid(db)
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
 
-    assert backend_pid(postgres_db) == first
+    assert backend_pid(db) == first
     assert len(pings) == 1
 
 
 def test_a_connection_the_server_dropped_during_a_rest_is_replaced_before_use(
-    postgres_db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = backend_pid(postgres_db)
+    first = backend_pid(db)
     with sa.create_engine(database_url).connect() as admin:
         admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
 
-    assert backend_pid(postgres_db) != first
+    assert backend_pid(db) != first

@@ -173,7 +173,7 @@ def count_records_and_overlap_items(session: Session, selection: Selection) -> t
         .group_by(Ranking.item_id)
         .subquery()
     )
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = selection.dialect == "postgresql"
     items = (func.array_agg if postgres else func.json_group_array)(per_item.c.item_id)
     rankings, shared = session.execute(
         select(
@@ -302,9 +302,7 @@ def _page_bounds(start: int) -> dict[str, int]:
     return {"page_start": start, "page_end": start + BATCH}
 
 
-def _rows(
-    connection: Connection, query: Select, params: dict[str, Any] | None = None
-) -> Sequence[Sequence[Any]]:
+def _rows(connection: Connection, query: Select, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
     """SQLite: the rows of one page, ordered by their first column, with `params` for the
     query's bound parameters.
 
