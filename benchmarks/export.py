@@ -9,10 +9,12 @@ throwaway server) with N ranking records (K = 4..9 completions each, 200 labeler
 OVERLAP_EVERY-th ranking is a second labeler's ranking of the item before, as the project's
 overlap share makes them, the others one prompt each, 50 prompts per author), then exports it
 to JSONL and to Parquet, --repeat times each, each export in a child process so that its peak
-RSS is its own. Prints the median records/s (this machine's timings vary from run to run) and
-the peak RSS; then times the completions JSONL import of 100k completions. With
---min-labeler-agreement the exports also filter labelers by agreement (which reads the
-rankings of every item ranked twice first).
+RSS is its own. Prints the median records/s (this machine's timings vary from run to run), the
+peak RSS and the CPU the median export used: its own process's, and the whole machine's (the
+export and, on a local server, PostgreSQL; with as many cores busy as the machine has, the
+export is bound by CPU rather than by waiting); then times the completions JSONL import of
+100k completions. With --min-labeler-agreement the exports also filter labelers by agreement
+(which reads the rankings of every item ranked twice first).
 """
 
 import argparse
@@ -51,7 +53,7 @@ from app.models import (  # noqa: E402
 from app.runtime import freeze_startup_heap  # noqa: E402
 from app.schemas.export import SPLITS  # noqa: E402
 from app.services.splits import choose_split  # noqa: E402
-from benchmarks.harness import throwaway_database  # noqa: E402
+from benchmarks.harness import machine_busy_seconds, throwaway_database  # noqa: E402
 
 CHUNK = 10_000
 LEASE_END = datetime(2026, 1, 1)
@@ -233,16 +235,18 @@ def child_export(url: str, data_dir: str, fmt: str, min_agreement: str) -> None:
         )
         snapshot = exports.request_snapshot(session, settings, request)
     freeze_startup_heap()  # as `rankery export` and the server do
-    started = time.perf_counter()
+    started, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
     snapshot = exports.run_snapshot(db, settings, snapshot.id)
     seconds = time.perf_counter() - started
+    cpu, busy = time.process_time() - cpu, machine_busy_seconds() - busy
     assert snapshot.state == "done", snapshot.error
     counts = snapshot.counts or {}
     suffix = ".parquet" if fmt == "parquet" else ".jsonl"
     records = sum(v for k, v in counts.items() if k.endswith(suffix))
     rm = sum(v for k, v in counts.items() if k.startswith("rm.") and k.endswith(suffix))
     peak_mb = peak_rss_mb()
-    print(json.dumps({"seconds": seconds, "records": records, "rm": rm, "peak_rss_mb": peak_mb}))
+    figures = {"seconds": seconds, "records": records, "rm": rm, "peak_rss_mb": peak_mb}
+    print(json.dumps(figures | {"cpu_seconds": cpu, "machine_cpu_seconds": busy}))
 
 
 def peak_rss_mb() -> float:
@@ -302,14 +306,20 @@ def run(
             export_in_child(url, work / f"{name}-{fmt}-{n}", fmt, min_agreement)
             for n in range(repeat)
         ]
-        seconds = sorted(r["seconds"] for r in runs)
+        runs.sort(key=lambda r: r["seconds"])
+        seconds = [r["seconds"] for r in runs]
         median = statistics.median(seconds)
+        middle = runs[len(runs) // 2]  # the median run (the slower middle one of an even count)
         records, rm = runs[0]["records"], runs[0]["rm"]
         spread = f" (runs {seconds[0]:.1f} to {seconds[-1]:.1f} s)" if repeat > 1 else ""
         print(
             f"[{name}] export {fmt:<7}: {records:,} records ({rm:,} rm) in {median:.1f} s "
             f"= {records / median:,.0f} records/s ({rm / median:,.0f} rm records/s), median of "
-            f"{repeat}{spread}; peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB",
+            f"{repeat}{spread}; peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB; CPU of "
+            f"the median run: {middle['cpu_seconds']:.1f} s in the export's process, "
+            f"{middle['machine_cpu_seconds']:.1f} s on the whole machine = "
+            f"{middle['machine_cpu_seconds'] / middle['seconds']:.2f} of {os.cpu_count()} "
+            "cores busy",
             flush=True,
         )
     seconds, completions = bench_import(url)
