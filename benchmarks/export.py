@@ -235,10 +235,12 @@ def child_export(url: str, data_dir: str, fmt: str, min_agreement: str) -> None:
         )
         snapshot = exports.request_snapshot(session, settings, request)
     freeze_startup_heap()  # as `rankery export` and the server do
-    started, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
+    started, cpu_started, busy_started = (
+        time.perf_counter(), time.process_time(), machine_busy_seconds()
+    )  # fmt: skip
     snapshot = exports.run_snapshot(db, settings, snapshot.id)
     seconds = time.perf_counter() - started
-    cpu, busy = time.process_time() - cpu, machine_busy_seconds() - busy
+    cpu, busy = time.process_time() - cpu_started, machine_busy_seconds() - busy_started
     assert snapshot.state == "done", snapshot.error
     counts = snapshot.counts or {}
     suffix = ".parquet" if fmt == "parquet" else ".jsonl"
